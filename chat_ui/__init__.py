@@ -1,0 +1,1 @@
+"""Gradio chat app, answer pipeline, conversation log and Python API."""

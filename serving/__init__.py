@@ -1,0 +1,1 @@
+"""Model serving: the local CPU engine, the TGI deployment and the streaming client."""
