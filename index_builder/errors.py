@@ -1,0 +1,111 @@
+"""Exceptions raised by the index builder and the index reader.
+
+Every class derives from IndexBuilderError, so a caller can catch the whole package with
+one clause. Each class also derives from the stdlib type that callers already catch: a
+missing index is a FileNotFoundError, a model mismatch is a ValueError.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from index_builder.build import BuildReport
+
+
+class IndexBuilderError(Exception):
+    """Base class of every error that index_builder raises on purpose."""
+
+
+class InvalidSettingsError(IndexBuilderError, ValueError):
+    """A combination of settings that cannot work, such as chunks longer than the model's input."""
+
+
+# Sources: the folder or S3 prefix that contains the PDFs.
+
+
+class InvalidSourceError(IndexBuilderError, ValueError):
+    """A source argument that is neither a local folder nor an s3:// or file:// URI."""
+
+
+class SourceNotFoundError(IndexBuilderError, FileNotFoundError):
+    """A local source folder or S3 bucket that does not exist."""
+
+
+class SourceUnavailableError(IndexBuilderError, ConnectionError):
+    """A source that exists in principle but could not be listed (network, credentials)."""
+
+
+class UnsafeKeyError(IndexBuilderError, ValueError):
+    """An S3 key whose local download path would fall outside the download folder."""
+
+
+class DownloadError(IndexBuilderError, OSError):
+    """One object that could not be downloaded. The build skips that document."""
+
+
+# Documents: one PDF that cannot be indexed. The build records the reason and goes on.
+
+
+class UnreadablePdfError(IndexBuilderError, ValueError):
+    """A PDF that yields no text. ``reason`` is the short text stored in the build report."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class EncryptedPdfError(UnreadablePdfError):
+    """A PDF that needs a password to open."""
+
+
+class CorruptPdfError(UnreadablePdfError):
+    """A file that is not a PDF, or a PDF that is truncated or damaged beyond repair."""
+
+
+class NoTextLayerError(UnreadablePdfError):
+    """A PDF whose pages contain no extractable text, such as a scan without OCR."""
+
+
+# Models and indexes.
+
+
+class EmbeddingModelError(IndexBuilderError, OSError):
+    """An embedding model that could not be found or loaded."""
+
+
+class IndexNotFoundError(IndexBuilderError, FileNotFoundError):
+    """An index folder, or a file inside it, that does not exist."""
+
+
+class IndexFormatError(IndexBuilderError, ValueError):
+    """An index folder whose files are damaged, inconsistent or of an unsupported version."""
+
+
+class IndexMismatchError(IndexBuilderError, ValueError):
+    """An index opened with another embedding model or dimension than it was built with."""
+
+
+class InvalidQueryError(IndexBuilderError, ValueError):
+    """A search request with an empty query, a wrong vector shape or a k below 1."""
+
+
+class ChunkNotFoundError(IndexBuilderError, KeyError):
+    """A chunk id that the index does not contain."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would print the message with quotes around it.
+        return str(self.args[0]) if self.args else ""
+
+
+class NothingIndexedError(IndexBuilderError, RuntimeError):
+    """A build in which no document produced a chunk. ``report`` gives the reason for each."""
+
+    def __init__(self, message: str, report: BuildReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class OutputDirError(IndexBuilderError, FileExistsError):
+    """An output folder that exists and does not contain an index, so a build will not replace it."""

@@ -1,0 +1,164 @@
+"""Fixtures for the index builder tests.
+
+PDFs are made here with fpdf2: Korean text in NanumGothic (Debian's fonts-nanum), Latin
+text in a core font, and broken variants. The real-world lshort-ko.pdf comes from
+Debian's texlive-lang-korean package, cached in ~/.cache/veraclaim/test-data.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+# No test may reach the model hub. Set before huggingface_hub is imported, which reads them once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest
+from fpdf import FPDF
+from huggingface_hub import constants
+from PIL import Image, ImageDraw
+from pypdf import PdfWriter
+
+from index_builder.embed import Embedder, load_embedder
+from index_builder.settings import DEFAULT_EMBEDDING_MODEL
+
+NANUM_GOTHIC = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")
+TEST_DATA_CACHE = Path.home() / ".cache" / "veraclaim" / "test-data"
+TEXLIVE_KOREAN_DEB = "texlive-lang-korean"
+LSHORT_KO_IN_PACKAGE = "usr/share/doc/texlive-doc/latex/lshort-korean/lshort-ko.pdf"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hub_offline() -> Iterator[None]:
+    """Force huggingface_hub offline even if another conftest imported it before the env was set."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(constants, "HF_HUB_OFFLINE", True)
+        yield
+
+
+class PdfMaker:
+    """Writes small PDFs for tests. Each method returns the path it wrote."""
+
+    def __init__(self) -> None:
+        # fontTools logs one line per font table it cannot subset, which is noise here.
+        logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
+
+    def korean_bytes(self, pages: Sequence[str]) -> bytes:
+        """Return a PDF with one page per string, in NanumGothic. An empty string makes a blank page."""
+        if not NANUM_GOTHIC.is_file():
+            pytest.fail(
+                f"{NANUM_GOTHIC} is missing. Install Debian's fonts-nanum (apt-get install fonts-nanum)."
+            )
+        pdf = FPDF()
+        pdf.add_font("NanumGothic", "", str(NANUM_GOTHIC))
+        pdf.set_font("NanumGothic", size=11)
+        for text in pages:
+            pdf.add_page()
+            if text:
+                pdf.multi_cell(0, 7, text)
+        return bytes(pdf.output())
+
+    def korean(self, path: Path, pages: Sequence[str]) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.korean_bytes(pages))
+        return path
+
+    def latin_bytes(self, text: str) -> bytes:
+        """Return a one-page PDF in the Helvetica core font, which fpdf2 writes in about a millisecond."""
+        pdf = FPDF()
+        pdf.add_page()
+        pdf.set_font("helvetica", size=11)
+        pdf.multi_cell(0, 7, text)
+        return bytes(pdf.output())
+
+    def encrypted(self, path: Path, pages: Sequence[str], password: str = "secret") -> Path:
+        """Write a Korean PDF that needs ``password`` to open (AES-256, made with pypdf)."""
+        writer = PdfWriter(clone_from=io.BytesIO(self.korean_bytes(pages)))
+        writer.encrypt(user_password=password, owner_password="owner-" + password, algorithm="AES-256")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as file:
+            writer.write(file)
+        return path
+
+    def truncated(self, path: Path, pages: Sequence[str]) -> Path:
+        """Write the first half of a Korean PDF, as an interrupted download leaves it."""
+        data = self.korean_bytes(pages)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data[: len(data) // 2])
+        return path
+
+    def image_only(self, path: Path) -> Path:
+        """Write a PDF whose only page is a raster image, like a scan without OCR."""
+        image = Image.new("RGB", (400, 200), "white")
+        ImageDraw.Draw(image).rectangle((40, 40, 360, 160), outline="black", width=6)
+        pdf = FPDF()
+        pdf.add_page()
+        pdf.image(image, x=10, y=10, w=150)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pdf.output(str(path))
+        return path
+
+    def not_a_pdf(self, path: Path) -> Path:
+        """Write a text file with a .pdf name."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("이것은 PDF가 아닙니다. This is a plain text file.\n", encoding="utf-8")
+        return path
+
+
+@pytest.fixture(scope="session")
+def pdfs() -> PdfMaker:
+    return PdfMaker()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The default embedding model, loaded once per test session."""
+    return load_embedder(DEFAULT_EMBEDDING_MODEL)
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.fixture(scope="session")
+def lshort_ko_pdf() -> Path:
+    """Return lshort-ko.pdf (143 pages of Korean) from Debian's texlive-lang-korean package.
+
+    The package is fetched with `apt-get download` and unpacked with `dpkg -x`, so no TeX
+    is installed. The unpacked tree stays in ~/.cache/veraclaim/test-data for later runs.
+    """
+    package_root = TEST_DATA_CACHE / TEXLIVE_KOREAN_DEB
+    pdf = package_root / LSHORT_KO_IN_PACKAGE
+    if pdf.is_file():
+        return pdf
+
+    TEST_DATA_CACHE.mkdir(parents=True, exist_ok=True)
+    download = _run(["apt-get", "download", TEXLIVE_KOREAN_DEB], TEST_DATA_CACHE)
+    if download.returncode != 0:
+        # A fresh machine has no package lists yet.
+        _run(["apt-get", "update"], TEST_DATA_CACHE)
+        download = _run(["apt-get", "download", TEXLIVE_KOREAN_DEB], TEST_DATA_CACHE)
+    debs = sorted(TEST_DATA_CACHE.glob(f"{TEXLIVE_KOREAN_DEB}_*.deb"))
+    if download.returncode != 0 or not debs:
+        pytest.fail(f"apt-get download {TEXLIVE_KOREAN_DEB} failed: {download.stderr.strip()}")
+
+    # Unpack into a temporary folder and rename, so an interrupted run leaves no half tree.
+    staging = TEST_DATA_CACHE / f".{TEXLIVE_KOREAN_DEB}.unpacking"
+    shutil.rmtree(staging, ignore_errors=True)
+    unpack = _run(["dpkg", "-x", str(debs[-1]), str(staging)], TEST_DATA_CACHE)
+    if unpack.returncode != 0:
+        pytest.fail(f"dpkg -x {debs[-1]} failed: {unpack.stderr.strip()}")
+    shutil.rmtree(package_root, ignore_errors=True)
+    staging.rename(package_root)
+    for deb in debs:
+        deb.unlink()
+
+    if not pdf.is_file():
+        pytest.fail(f"{LSHORT_KO_IN_PACKAGE} is not in {debs[-1].name}")
+    return pdf
