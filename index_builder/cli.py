@@ -112,11 +112,14 @@ def search(
     index_dir: Annotated[Path, typer.Argument(help="Index folder written by `veraclaim-index build`.")],
     query: Annotated[str, typer.Argument(help="Question or phrase to search for.")],
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="Number of hits to print.")] = 5,
+    mode: Annotated[
+        str, typer.Option(help="dense (embeddings), keyword (BM25 over Korean morphemes) or hybrid (both, fused).")
+    ] = "hybrid",
 ) -> None:
-    """Print the chunks of the index most similar to QUERY, with file, page and score."""
+    """Print the chunks of the index that best match QUERY, with file, page and score."""
     try:
         reader = open_index(index_dir)
-        hits = reader.search(query, k=k)
+        hits = reader.search(query, k=k, mode=mode)
     except IndexBuilderError as error:
         _fail(context, error, EXIT_FAILED)
 

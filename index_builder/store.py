@@ -1,12 +1,14 @@
 """The on-disk index format: the writer the builder uses and the reader the chat app opens.
 
-An index is a folder with three files:
+An index is a folder with three files and one subfolder:
 - ``index.faiss``: faiss.IndexIDMap2 over an IndexFlatIP. Vectors are L2-normalised, so
   scores are cosine similarities. Ids are the chunk ids, kept stable for later
   incremental rebuilds.
 - ``chunks.jsonl``: one JSON object per chunk with id, text, source_uri, file_name, page
   (1-based) and chunk_no (0-based within its document). Plain JSON, so loading it runs no
   code, unlike a pickled LangChain docstore.
+- ``keyword/``: the BM25 index over Korean morphemes (see keyword.py), for keyword and
+  hybrid search.
 - ``manifest.json``: format_version, embedding_model (as the user named it), dimension,
   metric, normalized, chunk_count, created_at, and one status record per source document.
 
@@ -29,6 +31,7 @@ import faiss
 import numpy as np
 
 from index_builder.embed import Embedder, canonical_model_name, load_embedder
+from index_builder.keyword import KEYWORD_DIR, KeywordIndex, reciprocal_rank_fusion, write_keyword_index
 from index_builder.errors import (
     ChunkNotFoundError,
     IndexFormatError,
@@ -40,11 +43,17 @@ from index_builder.errors import (
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# Version 2 added the keyword index.
+FORMAT_VERSION = 2
 INDEX_FILE = "index.faiss"
 CHUNKS_FILE = "chunks.jsonl"
 MANIFEST_FILE = "manifest.json"
 METRIC = "inner_product"
+
+SEARCH_MODES = ("dense", "keyword", "hybrid")
+# Hybrid search fuses this many candidates from each ranking (at least k), so a chunk that
+# ranks well in only one of them can still reach the top k.
+_HYBRID_CANDIDATES = 30
 
 _CHUNK_FIELDS = ("id", "text", "source_uri", "file_name", "page", "chunk_no")
 
@@ -145,6 +154,8 @@ def write_index(
             for chunk in chunks:
                 file.write(json.dumps(_chunk_to_record(chunk), ensure_ascii=False) + "\n")
 
+        write_keyword_index(staging, [chunk.chunk_id for chunk in chunks], [chunk.text for chunk in chunks])
+
         manifest_text = json.dumps(manifest, ensure_ascii=False, indent=2)
         (staging / MANIFEST_FILE).write_text(manifest_text, encoding="utf-8")
         _publish(staging, out)
@@ -187,12 +198,14 @@ class IndexReader:
         index: faiss.Index,
         chunks: dict[int, Chunk],
         embedder: Embedder,
+        keyword_index: KeywordIndex,
     ) -> None:
         self.path = path
         self._manifest = manifest
         self._index = index
         self._chunks = chunks
         self._embedder = embedder
+        self._keyword_index = keyword_index
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -212,12 +225,45 @@ class IndexReader:
     def dimension(self) -> int:
         return int(self._manifest["dimension"])
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """Return up to ``k`` chunks most similar to ``query``, best first."""
+    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+        """Return up to ``k`` chunks that best match ``query``, best first.
+
+        ``mode`` is "dense" (cosine similarity of embeddings), "keyword" (BM25 over Korean
+        morphemes) or "hybrid" (reciprocal rank fusion of both). Each hit's score is the
+        cosine similarity, the BM25 score or the fused score, respectively.
+        """
         if not query or not query.strip():
             raise InvalidQueryError("search query is empty. Pass a question or a phrase to search for.")
-        vector = self._embedder.embed([query.strip()])[0]
-        return self.search_vector(vector, k)
+        if mode not in SEARCH_MODES:
+            raise InvalidQueryError(f"search mode {mode!r} is unknown. Use one of {', '.join(SEARCH_MODES)}.")
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
+        query = query.strip()
+
+        if mode == "keyword":
+            return [self._hit(chunk_id, score) for chunk_id, score in self._keyword_index.search(query, k)]
+
+        vector = self._embedder.embed([query])[0]
+        if mode == "dense":
+            return self.search_vector(vector, k)
+
+        candidates = max(int(k), _HYBRID_CANDIDATES)
+        dense = [hit.chunk_id for hit in self.search_vector(vector, candidates)]
+        keyword = [chunk_id for chunk_id, _ in self._keyword_index.search(query, candidates)]
+        fused = reciprocal_rank_fusion([dense, keyword])[: int(k)]
+        return [self._hit(chunk_id, score) for chunk_id, score in fused]
+
+    def _hit(self, chunk_id: int, score: float) -> Hit:
+        chunk = self._chunks[int(chunk_id)]
+        return Hit(
+            chunk_id=chunk.chunk_id,
+            score=float(score),
+            text=chunk.text,
+            source_uri=chunk.source_uri,
+            file_name=chunk.file_name,
+            page=chunk.page,
+            chunk_no=chunk.chunk_no,
+        )
 
     def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
         """Return up to ``k`` chunks nearest to ``vector``, best first.
@@ -246,23 +292,7 @@ class IndexReader:
         scores, ids = self._index.search(np.ascontiguousarray(query[np.newaxis, :] / norm), k)
 
         # faiss pads with id -1 when it finds fewer than k vectors.
-        hits = []
-        for score, chunk_id in zip(scores[0], ids[0], strict=True):
-            if chunk_id < 0:
-                continue
-            chunk = self._chunks[int(chunk_id)]
-            hits.append(
-                Hit(
-                    chunk_id=chunk.chunk_id,
-                    score=float(score),
-                    text=chunk.text,
-                    source_uri=chunk.source_uri,
-                    file_name=chunk.file_name,
-                    page=chunk.page,
-                    chunk_no=chunk.chunk_no,
-                )
-            )
-        return hits
+        return [self._hit(chunk_id, score) for score, chunk_id in zip(scores[0], ids[0], strict=True) if chunk_id >= 0]
 
     def chunk(self, chunk_id: int) -> Chunk:
         """Return the stored chunk with this id."""
@@ -319,8 +349,20 @@ def open_index(path: str | Path, embedding_model: str | None = None) -> IndexRea
             f"index at {path} has dimension {manifest['dimension']}. Rebuild the index with this model."
         )
 
+    # 5. The keyword index, whose rows must map to the same chunks.
+    if not (path / KEYWORD_DIR).is_dir():
+        raise IndexNotFoundError(
+            f"keyword index {path / KEYWORD_DIR} is missing. "
+            f"Rebuild the index with `veraclaim-index build SOURCE --out {path}`."
+        )
+    keyword_index = KeywordIndex.load(path)
+    if sorted(keyword_index.chunk_ids) != sorted(chunks):
+        raise IndexFormatError(
+            f"keyword index in {path} covers other chunks than {CHUNKS_FILE}. Rebuild the index."
+        )
+
     logger.info("Opened index %s: %d chunks, model %s", path, len(chunks), built_with)
-    return IndexReader(path, manifest, index, chunks, embedder)
+    return IndexReader(path, manifest, index, chunks, embedder, keyword_index)
 
 
 def _required_file(path: Path, name: str) -> Path:

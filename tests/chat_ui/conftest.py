@@ -1,13 +1,13 @@
-"""MariaDB fixtures: a throwaway database per test on the local server.
+"""Fixtures of the chat tests: a throwaway MariaDB database per test, and the sample index.
 
 The server runs on 127.0.0.1:3306 as root with an empty password, and ``make test`` starts it.
-This file imports nothing from the project so that it can move to the top-level conftest.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -69,3 +69,34 @@ def mariadb_database(mariadb_admin: pymysql.connections.Connection) -> Iterator[
 def mariadb_url(mariadb_database: str) -> str:
     """mysql:// URL of the test's own database."""
     return f"mysql://{MARIADB_USER}@{MARIADB_HOST}:{MARIADB_PORT}/{mariadb_database}"
+
+
+# ---------------------------------------------------------------------------------------
+# The sample index and the chat pipeline over it.
+
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "samples"
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The index of every committed sample PDF, built once per session (about 2 minutes on 2 cores)."""
+    from index_builder.build import build_index
+
+    out = tmp_path_factory.mktemp("sample-index") / "index"
+    build_index(str(SAMPLES_DIR), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def patent_act_page_of_article_64() -> int:
+    """The page of the sample Patent Act PDF that holds 제64조, read from the PDF itself."""
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(SAMPLES_DIR / "patent_act.pdf")
+    try:
+        pages = [pdf[i].get_textpage().get_text_range() for i in range(len(pdf))]
+    finally:
+        pdf.close()
+    matches = [number for number, text in enumerate(pages, start=1) if "제64조(출원공개)" in text]
+    assert len(matches) == 1, f"제64조 heading found on pages {matches}"
+    return matches[0]

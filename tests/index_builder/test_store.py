@@ -66,9 +66,10 @@ def test_files_and_manifest(built_index: Path, reader: IndexReader) -> None:
     assert sorted(path.name for path in built_index.iterdir()) == [
         "chunks.jsonl",
         "index.faiss",
+        "keyword",
         "manifest.json",
     ]
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["embedding_model"] == DEFAULT_EMBEDDING_MODEL
     assert manifest["dimension"] == 384
     assert manifest["metric"] == "inner_product"

@@ -1,53 +1,11 @@
-"""Fixtures with the real local model: the converted SmolLM2 folder and a running `transformers serve`.
-
-This file imports nothing from the tests around it, so its fixtures can move to the
-top-level conftest unchanged. The model folder is cached in the model cache
-(VERACLAIM_MODEL_CACHE, by default ~/.cache/veraclaim/models), so only the first run on a
-machine pays the conversion of about 20 s. Starting the server takes about 10 s more.
-"""
+"""The fake TGI server: a real HTTP server on 127.0.0.1 that follows TGI's OpenAPI spec."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from pathlib import Path
 
-# Set before huggingface_hub is imported, because it reads them once at import. The chat app
-# sets the same variables, so the client is tested under the offline mode it runs in.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from serving.local_model import prepare_local_model  # noqa: E402
-from serving.local_server import LocalServer  # noqa: E402
-
-# Seconds that the session waits for the server. Start-up takes about 10 s on 2 CPU cores,
-# and the margin covers a machine that is busy with other tests.
-LOCAL_SERVER_READY_TIMEOUT_S = 300
-
-
-@pytest.fixture(scope="session")
-def local_model_dir() -> Path:
-    """Path of the converted SmolLM2-135M-Instruct folder in the model cache."""
-    return prepare_local_model()
-
-
-@pytest.fixture(scope="session")
-def local_model_server(local_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """A ready `transformers serve` on a free 127.0.0.1 port, shared by the whole session."""
-    log_path = tmp_path_factory.mktemp("local-model-server") / "transformers-serve.log"
-    server = LocalServer(local_model_dir, host="127.0.0.1", log_path=log_path)
-    server.start()
-    try:
-        server.wait_ready(timeout=LOCAL_SERVER_READY_TIMEOUT_S)
-        yield server
-    finally:
-        server.stop()
-
+import pytest
 
 # ---------------------------------------------------------------------------------------
 # A fake TGI server: a real HTTP server on 127.0.0.1 that responds like TGI 3.3.6.
@@ -57,15 +15,15 @@ def local_model_server(local_model_dir: Path, tmp_path_factory: pytest.TempPathF
 # fake sent against that spec when the test ends. Move the spec along with this code.
 # ---------------------------------------------------------------------------------------
 
-import json  # noqa: E402
-import socket  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
-from typing import Any  # noqa: E402
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-import jsonschema  # noqa: E402
+import jsonschema
 
 TGI_SPEC_PATH = Path(__file__).with_name("tgi-openapi.json")
 FAKE_MODEL_ID = "Qwen/Qwen3-8B"

@@ -1,0 +1,102 @@
+"""`veraclaim-chat`: serve the chat app, or run the whole embedded default on one machine."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Serve the Veraclaim chat app.")
+
+# The repository's sample PDFs, which the embedded default indexes.
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+def quiet_network_defaults() -> None:
+    """Keep every library from calling out unless the operator asked for it.
+
+    These must be set before gradio or huggingface_hub is imported, because both read them
+    at import time.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False) -> None:
+    from dotenv import load_dotenv
+
+    load_dotenv(".env", override=False)
+    quiet_network_defaults()
+    _configure_logging(verbose)
+
+
+@app.command()
+def serve(
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL of the model server, e.g. http://host:8080/v1.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model id to request from the server.")] = None,
+    index_dir: Annotated[Path | None, typer.Option(help="Index folder written by veraclaim-index build.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to serve the chat on.")] = None,
+) -> None:
+    """Serve the chat against an already running model server (TGI, vLLM or transformers serve)."""
+    from chat_ui.app import build_app, launch
+    from chat_ui.service import ModelEndpoint, build_pipeline
+    from chat_ui.settings import ChatSettings
+    from serving.settings import ServingSettings
+
+    overrides = {k: v for k, v in {"index_dir": index_dir, "port": port}.items() if v is not None}
+    settings = ChatSettings(**overrides)
+    serving = ServingSettings()
+    base_url = base_url or serving.model_base_url
+    model = model or serving.model_id
+    if not base_url or not model:
+        raise typer.BadParameter(
+            "no model server configured: pass --base-url and --model, or set VERACLAIM_MODEL_BASE_URL "
+            "and VERACLAIM_MODEL_ID, or run `veraclaim-chat embedded` to start the local model too"
+        )
+
+    api_key = serving.model_api_key.get_secret_value() if serving.model_api_key else None
+    endpoint = ModelEndpoint(base_url, model, api_key=api_key, timeout_s=serving.model_timeout_s)
+    launch(build_app(build_pipeline(settings, endpoint), settings), settings)
+
+
+@app.command()
+def embedded(
+    samples: Annotated[Path, typer.Option(help="Folder of PDFs to index.")] = SAMPLES_DIR,
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the index even when it matches the PDFs.")] = False,
+) -> None:
+    """Run everything on this machine: the local model, the sample index and the chat on 127.0.0.1:7860."""
+    from chat_ui.app import build_app, launch
+    from chat_ui.embedded import ensure_index
+    from chat_ui.service import ModelEndpoint, build_pipeline
+    from chat_ui.settings import ChatSettings
+    from serving.local_model import prepare_local_model
+    from serving.local_server import LocalServer
+
+    settings = ChatSettings()
+    ensure_index(samples, settings.index_dir, force=rebuild)
+    model_dir = prepare_local_model()
+    with LocalServer(model_dir) as server:
+        server.wait_ready()
+        endpoint = ModelEndpoint(server.base_url, server.model_id)
+        launch(build_app(build_pipeline(settings, endpoint), settings), settings)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,226 @@
+"""The answer pipeline: retrieve, build the prompt, stream the model's answer, cite, log.
+
+Every question that reaches the model is logged exactly once, whatever happens to the
+stream: a model failure keeps the partial answer, and a closed stream (the user left or
+pressed stop) is logged as "interrupted".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from langchain_core.documents import Document
+
+from chat_ui.errors import ChatUIError
+from chat_ui.language import Language, detect_language, translate
+from chat_ui.log import ConversationLog, TurnRecord
+from chat_ui.prompt import Exchange, build_messages
+from chat_ui.retrieve import IndexRetriever
+from chat_ui.settings import ChatSettings
+from serving.client import ChatClient
+from serving.errors import ModelServerError, ModelServerUnavailable
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["streaming", "ok", "no_answer", "error", "interrupted"]
+
+# Long enough for a pasted claim set; longer input is almost always a pasted document,
+# which belongs in the index rather than in the prompt.
+MAX_QUESTION_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source given to the model, as shown under the answer."""
+
+    n: int
+    file_name: str
+    page: int
+    snippet: str
+    score: float
+    chunk_id: int
+    source_uri: str
+
+
+@dataclass(frozen=True)
+class AnswerUpdate:
+    """The state of one answer: yielded after every streamed piece and once at the end."""
+
+    conversation_id: str
+    question: str
+    language: Language
+    answer: str = ""
+    citations: tuple[Citation, ...] = field(default_factory=tuple)
+    status: Status = "streaming"
+    notice: str | None = None  # a localised message for the user, e.g. why the answer stopped
+    turn_id: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status != "streaming"
+
+
+class AnswerPipeline:
+    """Answer questions from one index with one model server, and log every turn."""
+
+    def __init__(
+        self,
+        retriever: IndexRetriever,
+        client: ChatClient,
+        log: ConversationLog,
+        settings: ChatSettings,
+        *,
+        model_id: str,
+        model_base_url: str,
+    ) -> None:
+        self.retriever = retriever
+        self.client = client
+        self.log = log
+        self.settings = settings
+        self.model_id = model_id
+        self.model_base_url = model_base_url
+
+    def stream(
+        self,
+        question: str,
+        history: Sequence[Exchange] = (),
+        conversation_id: str | None = None,
+        user: str | None = None,
+    ) -> Iterator[AnswerUpdate]:
+        """Yield the growing answer to `question`, then a final update with status and turn id."""
+        question = question.strip()
+        language = detect_language(question)
+        update = AnswerUpdate(conversation_id=conversation_id or "", question=question, language=language)
+
+        # 1. Reject input the model should never see; nothing is logged for it.
+        notice = self._check_question(question, language)
+        if notice is not None:
+            yield replace(update, status="error", notice=notice)
+            return
+
+        if not conversation_id:
+            conversation_id = self._start_conversation(user, question)
+        update = replace(update, conversation_id=conversation_id)
+
+        # 2. Retrieve. An empty index is a setup problem the user must hear about, not a crash.
+        if self.retriever.reader.chunk_count == 0:
+            notice = translate("answer.no_documents", language)
+            turn_id = self._record(update, status="no_answer", started=time.monotonic(), first_token=None)
+            yield replace(update, status="no_answer", notice=notice, turn_id=turn_id)
+            return
+        documents = self.retriever.invoke(question)
+        update = replace(update, citations=tuple(self._citations(documents)))
+
+        # 3. Stream the answer. The finally clause logs the turn even when the consumer
+        # closes the generator (stop button, closed tab): that turn stays "interrupted".
+        messages = build_messages(question, documents, list(history)[-self.settings.history_turns :], language)
+        started = time.monotonic()
+        first_token: float | None = None
+        status: Status = "interrupted"
+        error: Exception | None = None
+        try:
+            for delta in self.client.stream_chat(
+                messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature
+            ):
+                if first_token is None:
+                    first_token = time.monotonic()
+                update = replace(update, answer=update.answer + delta)
+                yield update
+            status = "ok" if update.answer.strip() else "error"
+            if status == "error":
+                notice = translate("answer.empty_answer", language)
+        except ModelServerError as exc:
+            status, error = "error", exc
+            notice = self._failure_notice(exc, language)
+            logger.warning("model call failed for conversation %s: %s", conversation_id, exc)
+        except Exception as exc:
+            status, error = "error", exc
+            raise
+        finally:
+            turn_id = self._record(update, status=status, started=started, first_token=first_token, error=error)
+
+        yield replace(update, status=status, notice=notice, turn_id=turn_id)
+
+    def _check_question(self, question: str, language: Language) -> str | None:
+        if not question:
+            return translate("answer.empty_question", language)
+        if len(question) > MAX_QUESTION_CHARS:
+            return translate(
+                "answer.question_too_long", language, length=len(question), limit=MAX_QUESTION_CHARS
+            )
+        return None
+
+    def _citations(self, documents: Sequence[Document]) -> Iterator[Citation]:
+        for n, document in enumerate(documents, start=1):
+            meta = document.metadata
+            text = " ".join(document.page_content.split())
+            snippet = text if len(text) <= self.settings.snippet_chars else text[: self.settings.snippet_chars] + "…"
+            yield Citation(
+                n=n,
+                file_name=meta["file_name"],
+                page=meta["page"],
+                snippet=snippet,
+                score=float(meta["score"]),
+                chunk_id=meta["chunk_id"],
+                source_uri=meta["source_uri"],
+            )
+
+    @staticmethod
+    def _failure_notice(exc: ModelServerError, language: Language) -> str:
+        if isinstance(exc, ModelServerUnavailable):
+            return translate("answer.model_unavailable", language)
+        return translate("answer.model_failed", language, error_type=type(exc).__name__)
+
+    def _start_conversation(self, user: str | None, question: str) -> str:
+        try:
+            return self.log.start_conversation(user=user, title=question[:80])
+        except ChatUIError:
+            # NOTE: without a log database the chat still answers; a durable journal that
+            # replays missed rows is not built yet, so this conversation row is lost.
+            conversation_id = str(uuid.uuid4())
+            logger.exception("could not start conversation %s in the log", conversation_id)
+            return conversation_id
+
+    def _record(
+        self,
+        update: AnswerUpdate,
+        *,
+        status: Status,
+        started: float,
+        first_token: float | None,
+        error: Exception | None = None,
+    ) -> str | None:
+        now = time.monotonic()
+        record = TurnRecord(
+            conversation_id=update.conversation_id,
+            question=update.question,
+            answer=update.answer,
+            sources=[
+                {
+                    "n": c.n,
+                    "chunk_id": c.chunk_id,
+                    "file_name": c.file_name,
+                    "page": c.page,
+                    "score": c.score,
+                    "source_uri": c.source_uri,
+                }
+                for c in update.citations
+            ],
+            model_id=self.model_id,
+            model_base_url=self.model_base_url,
+            latency_ms=(now - started) * 1000.0,
+            first_token_ms=None if first_token is None else (first_token - started) * 1000.0,
+            status=status,
+            error_type=None if error is None else type(error).__name__,
+            error_message=None if error is None else str(error),
+        )
+        try:
+            return self.log.record_turn(record)
+        except ChatUIError:
+            logger.exception("could not log a %s turn of conversation %s", status, update.conversation_id)
+            return None

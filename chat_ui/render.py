@@ -1,0 +1,64 @@
+"""Turn pipeline updates into Gradio chat messages, and chat messages back into history.
+
+Document text and file names are HTML-escaped before they reach the Markdown renderer, so
+a chunk holding markup shows as text instead of changing the page.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from chat_ui.language import translate
+from chat_ui.pipeline import AnswerUpdate, Citation
+from chat_ui.prompt import Exchange
+
+def message_text(message: dict) -> str:
+    """Return the plain text of a Gradio message, whose content is a string or a list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def history_from_messages(messages: Sequence[dict]) -> list[Exchange]:
+    """Pair each user message with the answer that followed it.
+
+    Source lists are assistant messages with a metadata title; they never go back to the model.
+    """
+    exchanges: list[Exchange] = []
+    question: str | None = None
+    for message in messages:
+        metadata = message.get("metadata") or {}
+        if message.get("role") == "user":
+            question = message_text(message)
+        elif message.get("role") == "assistant" and not metadata.get("title") and question is not None:
+            exchanges.append(Exchange(question=question, answer=message_text(message)))
+            question = None
+    return exchanges
+
+
+def format_citation(citation: Citation, update: AnswerUpdate) -> str:
+    page = translate("sources.page", update.language, page=citation.page)
+    return f"**[{citation.n}]** {html.escape(citation.file_name)}, {page} — {html.escape(citation.snippet)}"
+
+
+def answer_messages(update: AnswerUpdate) -> list[dict]:
+    """Return the assistant messages for one update: the answer, then its sources."""
+    text = update.answer
+    if update.notice:
+        text = f"{text}\n\n*{update.notice}*" if text else update.notice
+
+    messages = [{"role": "assistant", "content": text}]
+    if update.citations:
+        lines = [format_citation(citation, update) for citation in update.citations]
+        messages.append(
+            {
+                "role": "assistant",
+                "content": "\n\n".join(lines),
+                "metadata": {"title": translate("sources.title", update.language), "status": "done"},
+            }
+        )
+    return messages

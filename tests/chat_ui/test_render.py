@@ -1,0 +1,48 @@
+from chat_ui.pipeline import AnswerUpdate, Citation
+from chat_ui.render import answer_messages, history_from_messages
+
+
+def _citation(**overrides):
+    values = dict(n=1, file_name="patent_act.pdf", page=4, snippet="제64조(출원공개)", score=0.71, chunk_id=7, source_uri="file:///x")
+    values.update(overrides)
+    return Citation(**values)
+
+
+def test_sources_follow_the_answer_with_file_and_page():
+    update = AnswerUpdate("c1", "질문", "ko", answer="답변 [1]", citations=(_citation(),), status="ok")
+
+    answer, sources = answer_messages(update)
+
+    assert answer == {"role": "assistant", "content": "답변 [1]"}
+    assert sources["metadata"]["title"] == "출처"
+    assert "patent_act.pdf, 4쪽" in sources["content"]
+    assert "제64조(출원공개)" in sources["content"]
+
+
+def test_markup_in_sources_is_escaped():
+    hostile = _citation(snippet="<img src=x onerror=alert(1)><style>body{display:none}</style>", file_name="<b>x</b>.pdf")
+    update = AnswerUpdate("c1", "q", "en", citations=(hostile,), status="ok")
+
+    sources = answer_messages(update)[1]["content"]
+
+    assert "<img" not in sources and "<style>" not in sources and "<b>" not in sources
+    assert "&lt;img src=x onerror=alert(1)&gt;" in sources
+
+
+def test_notice_is_appended_to_partial_answer():
+    update = AnswerUpdate("c1", "q", "en", answer="Partial", status="error", notice="The model server cannot be reached.")
+
+    assert answer_messages(update)[0]["content"] == "Partial\n\n*The model server cannot be reached.*"
+
+
+def test_history_skips_source_lists_and_unanswered_questions():
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "Q1"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A1"}], "metadata": None},
+        {"role": "assistant", "content": "[1] file", "metadata": {"title": "Sources"}},
+        {"role": "user", "content": "Q2"},
+    ]
+
+    history = history_from_messages(messages)
+
+    assert [(e.question, e.answer) for e in history] == [("Q1", "A1")]
