@@ -18,15 +18,15 @@ def ensure_index(samples: Path, index_dir: Path, *, force: bool = False) -> None
             f"sample folder {samples} not found: pass --samples with a folder of PDFs"
         )
 
-    wanted = sorted(p.name for p in samples.iterdir() if p.suffix.lower() == ".pdf")
+    expected = sorted(p.name for p in samples.iterdir() if p.suffix.lower() == ".pdf")
     manifest_path = index_dir / "manifest.json"
     if not force and manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         indexed = sorted(doc["file_name"] for doc in manifest.get("documents", []))
-        if indexed == wanted:
-            logger.info("index %s already holds the %d sample PDFs", index_dir, len(wanted))
+        if indexed == expected:
+            logger.info("index %s already contains the %d sample PDFs", index_dir, len(expected))
             return
 
     # NOTE: a changed PDF with an unchanged name is not detected here; pass --rebuild.
-    logger.info("building index %s from %d PDFs in %s", index_dir, len(wanted), samples)
+    logger.info("building index %s from %d PDFs in %s", index_dir, len(expected), samples)
     build_index(str(samples), index_dir)

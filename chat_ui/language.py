@@ -1,9 +1,9 @@
 """Pick the language of a question, and look up user-facing text in the locale catalogs.
 
-The catalogs in `locales/` hold every user-facing string, in Korean and English. The Gradio
-app hands them to `gr.I18n` for the interface; answers, errors and source labels are written
-server-side in the language of the question, because the browser's locale says nothing about
-the language a user asked in.
+The catalogs in `locales/` contain every user-facing string, in Korean and English. The Gradio
+app passes them to `gr.I18n` for the interface. Answers, errors and source labels are written
+server-side in the language of the question, because the browser's locale does not tell which
+language a user asked in.
 """
 
 from __future__ import annotations

@@ -180,8 +180,8 @@ class AnswerPipeline:
         try:
             return self.log.start_conversation(user=user, title=question[:80])
         except ChatUIError:
-            # NOTE: without a log database the chat still answers; a durable journal that
-            # replays missed rows is not built yet, so this conversation row is lost.
+            # NOTE: without a log database the chat still answers. No durable journal replays
+            # missed rows yet, so this conversation row is lost.
             conversation_id = str(uuid.uuid4())
             logger.exception("could not start conversation %s in the log", conversation_id)
             return conversation_id

@@ -26,7 +26,7 @@ def message_text(message: dict) -> str:
 def history_from_messages(messages: Sequence[dict]) -> list[Exchange]:
     """Pair each user message with the answer that followed it.
 
-    Source lists are assistant messages with a metadata title; they never go back to the model.
+    Source lists are assistant messages with a metadata title, and they never go back to the model.
     """
     exchanges: list[Exchange] = []
     question: str | None = None

@@ -19,7 +19,7 @@ class ChatSettings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="VERACLAIM_",
-        # The CLI loads .env into the environment once, because one .env holds every
+        # The CLI loads .env into the environment once, because one .env contains every
         # package's settings and "forbid" would reject the other packages' keys.
         extra="forbid",
     )

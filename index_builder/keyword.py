@@ -5,7 +5,7 @@ alone misses most Korean questions. Kiwi cuts text into morphemes ("특허출원
 "특허", "출원", "은"), and BM25 over the content morphemes matches a question's terms
 against the chunks that contain them, whatever particles and endings surround them.
 
-On disk, ``keyword/`` holds bm25s's own files (NumPy arrays and JSON, loaded without
+On disk, ``keyword/`` contains bm25s's own files (NumPy arrays and JSON, loaded without
 pickle) and ``chunk_ids.json``, which maps BM25's row numbers to chunk ids.
 """
 
@@ -48,7 +48,7 @@ def _kiwi():
 def analyze(text: str) -> list[str]:
     """Return the content morphemes of `text`, with Latin letters lower-cased."""
     # NOTE: Kiwi's documentation does not promise thread safety, and the chat app searches
-    # from several threads, so calls are serialised; analysis takes about 1 ms per question.
+    # from several threads, so calls are serialised. Analysis takes about 1 ms per question.
     with _kiwi_lock:
         tokens = _kiwi().tokenize(text)
     return [token.form.lower() for token in tokens if token.tag.startswith(_CONTENT_TAGS)]

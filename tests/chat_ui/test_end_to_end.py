@@ -151,4 +151,5 @@ def test_gradio_client_streams_answer_from_launched_app(pipeline, settings, pate
     assert answer.strip()
     assert any(s["file_name"] == "patent_act.pdf" and s["page"] == patent_act_page_of_article_64 for s in sources)
     turns = ConversationLog.open(settings.log_database_url).turns(conversation_id)
-    assert len(turns) == 1 and turns[0].status == "ok"
+    assert len(turns) == 1
+    assert turns[0].status == "ok"
