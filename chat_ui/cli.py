@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -92,6 +94,10 @@ def embedded(
     settings = ChatSettings()
     ensure_index(samples, settings.index_dir, force=rebuild)
     model_dir = prepare_local_model()
+
+    # SIGTERM (from systemd, docker stop or kill) would end Python without unwinding, leaving
+    # the model server running. As SystemExit it unwinds the `with` block, which stops it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with LocalServer(model_dir) as server:
         server.wait_ready()
         endpoint = ModelEndpoint(server.base_url, server.model_id)

@@ -58,7 +58,8 @@ def answer_messages(update: AnswerUpdate) -> list[dict]:
             {
                 "role": "assistant",
                 "content": "\n\n".join(lines),
-                "metadata": {"title": translate("sources.title", update.language), "status": "done"},
+                # No "status", so Gradio shows the block open: users check sources first.
+                "metadata": {"title": translate("sources.title", update.language)},
             }
         )
     return messages
