@@ -11,9 +11,12 @@ from typing import Annotated
 
 import typer
 
+from chat_ui.log.cli import log_app
+
 logger = logging.getLogger(__name__)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Serve the Veraclaim chat app.")
+app.add_typer(log_app, name="log", help="Migrate, inspect, replay and purge the conversation log.")
 
 # The repository's sample PDFs, which the embedded default indexes.
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -57,7 +60,6 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to serve the chat on.")] = None,
 ) -> None:
     """Serve the chat against an already running model server (TGI, vLLM or transformers serve)."""
-    from chat_ui.app import build_app, launch
     from chat_ui.service import ModelEndpoint, build_pipeline
     from chat_ui.settings import ChatSettings
     from serving.settings import ServingSettings
@@ -75,7 +77,7 @@ def serve(
 
     api_key = serving.model_api_key.get_secret_value() if serving.model_api_key else None
     endpoint = ModelEndpoint(base_url, model, api_key=api_key, timeout_s=serving.model_timeout_s)
-    launch(build_app(build_pipeline(settings, endpoint), settings), settings)
+    _serve(build_pipeline(settings, endpoint), settings)
 
 
 @app.command()
@@ -84,7 +86,6 @@ def embedded(
     rebuild: Annotated[bool, typer.Option(help="Rebuild the index even when it matches the PDFs.")] = False,
 ) -> None:
     """Run everything on this machine: the local model, the sample index and the chat on 127.0.0.1:7860."""
-    from chat_ui.app import build_app, launch
     from chat_ui.embedded import ensure_index
     from chat_ui.service import ModelEndpoint, build_pipeline
     from chat_ui.settings import ChatSettings
@@ -101,7 +102,17 @@ def embedded(
     with LocalServer(model_dir) as server:
         server.wait_ready()
         endpoint = ModelEndpoint(server.base_url, server.model_id)
-        launch(build_app(build_pipeline(settings, endpoint), settings), settings)
+        _serve(build_pipeline(settings, endpoint), settings)
+
+
+def _serve(pipeline, settings) -> None:
+    """Serve the chat until it stops, then let the log write what it still has queued."""
+    from chat_ui.app import build_app, launch
+
+    try:
+        launch(build_app(pipeline, settings), settings)
+    finally:
+        pipeline.log.close()
 
 
 def main() -> None:

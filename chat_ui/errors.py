@@ -34,3 +34,27 @@ class TurnNotFoundError(ChatUIError, LookupError):
 
 class LogClosedError(ChatUIError, RuntimeError):
     """The conversation log was used after ``close()``."""
+
+
+class LogSchemaError(ChatUIError, RuntimeError):
+    """The log database's schema cannot be used as it is.
+
+    Its text columns are not utf8mb4, its version is newer than this code, or a migration
+    is pending while automatic migration is off.
+    """
+
+
+class LogFlushTimeout(ChatUIError, TimeoutError):
+    """The conversation log's background writer did not finish its pending writes in time."""
+
+
+class LogJournalError(ChatUIError, OSError):
+    """The conversation log's local journal directory cannot be created or written."""
+
+
+class SecretNotFoundError(ChatUIError, LookupError):
+    """A database secret named in the settings does not exist in AWS SSM Parameter Store."""
+
+
+class SecretUnavailableError(ChatUIError, ConnectionError):
+    """AWS SSM Parameter Store could not be reached or refused to return a database secret."""

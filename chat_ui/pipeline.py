@@ -180,11 +180,16 @@ class AnswerPipeline:
         try:
             return self.log.start_conversation(user=user, title=question[:80])
         except ChatUIError:
-            # NOTE: without a log database the chat still answers. No durable journal replays
-            # missed rows yet, so this conversation row is lost.
+            # The log journals writes while its database is down, so this fails only on an
+            # invalid value. The chat still answers, under an id the log never stored.
             conversation_id = str(uuid.uuid4())
             logger.exception("could not start conversation %s in the log", conversation_id)
             return conversation_id
+
+    def _index_version(self) -> str | None:
+        manifest = self.retriever.reader.manifest
+        version = manifest.get("version") or manifest.get("created_at")
+        return None if version is None else str(version)
 
     def _record(
         self,
@@ -218,6 +223,8 @@ class AnswerPipeline:
             status=status,
             error_type=None if error is None else type(error).__name__,
             error_message=None if error is None else str(error),
+            index_version=self._index_version(),
+            sampling_params={"max_tokens": self.settings.max_tokens, "temperature": self.settings.temperature},
         )
         try:
             return self.log.record_turn(record)

@@ -6,6 +6,7 @@ Accepted forms:
   ``sqlite:////absolute/path.sqlite3``. Missing parent directories are created.
 - ``mysql://user:password@host:port/dbname``, optionally followed by driver options such as
   ``?connect_timeout=5&ssl_ca=/etc/ssl/rds-ca.pem``. The database must already exist.
+  The password may also come from the environment or AWS SSM (see credentials.py).
 
 The password is percent-decoded before it goes to PyMySQL. Every string this module
 builds for messages and logs shows it as ``***``.
@@ -13,15 +14,17 @@ builds for messages and logs shows it as ``***``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import peewee
 
 from chat_ui.errors import InvalidDatabaseURL, LogDatabaseError
+from chat_ui.log.pool import LogMySQLDatabase, LogSqliteDatabase
 
 DEFAULT_DATABASE_URL = "sqlite:///var/veraclaim.sqlite3"
 ACCEPTED_FORMS = "sqlite:///path/to/file.sqlite3 or mysql://user:password@host:port/dbname"
@@ -55,6 +58,8 @@ MYSQL_URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ssl_key": str,
     "ssl_verify_cert": _parse_bool,
     "ssl_verify_identity": _parse_bool,
+    # SQL run on every new connection, e.g. SET SESSION wait_timeout=600.
+    "init_command": str,
 }
 
 # MySQL's TEXT stores at most 65,535 bytes, about 21,800 three-byte Hangul syllables, so long
@@ -101,11 +106,32 @@ class DatabaseTarget:
     mysql_params: dict[str, Any] = field(default_factory=dict, repr=False)
     password: str = field(default="", repr=False)
 
+    @property
+    def storage_key(self) -> str:
+        """Where the records land, without user or password: the same for every URL that
+        reaches the same SQLite file or MySQL database."""
+        if self.sqlite_path is not None:
+            return f"sqlite:{self.sqlite_path}"
+        params = self.mysql_params
+        return f"mysql:{params['host']}:{params['port']}/{params['database']}"
+
+    @property
+    def has_user_without_password(self) -> bool:
+        """Whether this is a MySQL target whose URL names a user but no password."""
+        return self.kind == "mysql" and not self.password
+
+    def with_password(self, password: str) -> DatabaseTarget:
+        """Return a copy that connects with ``password``."""
+        params = {**self.mysql_params, "password": password}
+        return dataclasses.replace(self, mysql_params=params, password=password)
+
     def scrub(self, text: str) -> str:
-        """Return ``text`` with any occurrence of the password replaced by ``***``."""
+        """Return ``text`` with the password, plain or percent-encoded, replaced by ``***``."""
         if not self.password:
             return text
-        return text.replace(self.password, PASSWORD_MASK)
+        for form in (self.password, quote(self.password, safe="")):
+            text = text.replace(form, PASSWORD_MASK)
+        return text
 
 
 def _invalid(url: str, problem: str, fix: str) -> InvalidDatabaseURL:
@@ -213,11 +239,15 @@ def _parse_mysql_options(url: str, query: str) -> dict[str, Any]:
     return options
 
 
-def open_database(target: DatabaseTarget) -> peewee.Database:
+def open_database(
+    target: DatabaseTarget, *, max_connections: int = 10, pool_wait_timeout_s: float = 10.0
+) -> LogMySQLDatabase | LogSqliteDatabase:
     """Create an unconnected peewee database for ``target``.
 
     ``autoconnect`` is off, so a query outside ``connection_context()`` raises instead of
-    opening a connection that nothing closes.
+    opening a connection that nothing closes. For MySQL, ``max_connections`` caps the pool
+    and a request waits up to ``pool_wait_timeout_s`` for a free connection. The pool's
+    stale timeout is set at open, once the server's wait_timeout is known.
     """
     sqlite_path = target.sqlite_path
     if sqlite_path is not None:
@@ -228,7 +258,7 @@ def open_database(target: DatabaseTarget) -> peewee.Database:
                 f"Could not create the directory of {target.display_name}: {error}. "
                 "Choose a writable path in the database URL."
             ) from error
-        return peewee.SqliteDatabase(
+        return LogSqliteDatabase(
             str(sqlite_path),
             pragmas=SQLITE_PRAGMAS,
             lock_type=SQLITE_LOCK_TYPE,
@@ -241,8 +271,11 @@ def open_database(target: DatabaseTarget) -> peewee.Database:
     # peewee's MySQLDatabase already defaults to utf8mb4, and passing it keeps that visible.
     params = dict(target.mysql_params)
     database_name = params.pop("database")
-    return peewee.MySQLDatabase(
+    return LogMySQLDatabase(
         database_name,
+        scrub=target.scrub,
+        max_connections=max_connections,
+        timeout=pool_wait_timeout_s,
         charset="utf8mb4",
         field_types=MYSQL_FIELD_TYPES,
         autoconnect=False,

@@ -1,4 +1,7 @@
-"""Peewee models of the conversation log: the ``conversation`` and ``turn`` tables.
+"""Peewee models of the conversation log: the ``conversation``, ``turn`` and ``feedback`` tables.
+
+These classes describe the schema that the last migration in migrations.py produces, and
+the log reads and writes through them. They never create tables: migrations.py does.
 
 ``build_models`` defines fresh model classes bound to one database on every call. Two
 open logs (a SQLite file and a MySQL server, say) therefore never share a binding, and
@@ -18,6 +21,7 @@ import peewee
 from chat_ui.log.database import is_mysql
 from chat_ui.log.records import (
     MAX_ERROR_TYPE_LENGTH,
+    MAX_INDEX_VERSION_LENGTH,
     MAX_MODEL_FIELD_LENGTH,
     MAX_TITLE_LENGTH,
     MAX_USER_LENGTH,
@@ -56,10 +60,11 @@ class LogModels(NamedTuple):
 
     conversation: type[peewee.Model]
     turn: type[peewee.Model]
+    feedback: type[peewee.Model]
 
     def all(self) -> list[type[peewee.Model]]:
         """Return the models in creation order: a table before the tables that refer to it."""
-        return [self.conversation, self.turn]
+        return [self.conversation, self.turn, self.feedback]
 
 
 def build_models(db: peewee.Database) -> LogModels:
@@ -81,9 +86,12 @@ def build_models(db: peewee.Database) -> LogModels:
 
         class Meta:
             table_name = "conversation"
-            # Lists a user's conversations, most recently active first.
-            indexes = ((("user", "updated_at"), False),)
-
+            indexes = (
+                # Lists a user's conversations, most recently active first.
+                (("user", "updated_at"), False),
+                # Finds the conversations that the retention purge deletes.
+                (("updated_at",), False),
+            )
 
     class Turn(BaseModel):
         id = peewee.UUIDField(primary_key=True, default=uuid.uuid4)
@@ -108,11 +116,36 @@ def build_models(db: peewee.Database) -> LogModels:
         error_type = peewee.CharField(max_length=MAX_ERROR_TYPE_LENGTH, null=True)
         error_message = LongTextField(null=True)
         created_at = peewee.DateTimeField(default=utc_now)
+        index_version = peewee.CharField(max_length=MAX_INDEX_VERSION_LENGTH, null=True)
+        search_query = LongTextField(null=True)
+        reasoning = LongTextField(null=True)
+        # JSON object of sampling parameters; NULL in rows written before migration 2.
+        sampling_params = LongTextField(null=True)
+        input_tokens = peewee.IntegerField(null=True)
+        output_tokens = peewee.IntegerField(null=True)
 
         class Meta:
             table_name = "turn"
-            # Reads a conversation's turns in order.
-            indexes = ((("conversation", "created_at"), False),)
+            indexes = (
+                # Reads a conversation's turns in order.
+                (("conversation", "created_at"), False),
+                # Finds the turns that the retention purge deletes.
+                (("created_at",), False),
+            )
 
+    class Feedback(BaseModel):
+        id = peewee.UUIDField(primary_key=True, default=uuid.uuid4)
+        # Indexed through the composite index below, as for turn.conversation.
+        turn = peewee.ForeignKeyField(
+            Turn, backref="feedback", column_name="turn_id", on_delete="CASCADE", index=False
+        )
+        rating = peewee.SmallIntegerField()
+        comment = LongTextField()
+        user = peewee.CharField(max_length=MAX_USER_LENGTH, null=True)
+        created_at = peewee.DateTimeField(default=utc_now)
 
-    return LogModels(conversation=Conversation, turn=Turn)
+        class Meta:
+            table_name = "feedback"
+            indexes = ((("turn", "created_at"), False),)
+
+    return LogModels(conversation=Conversation, turn=Turn, feedback=Feedback)

@@ -23,6 +23,12 @@ MAX_USER_LENGTH = 255
 MAX_TITLE_LENGTH = 255
 MAX_MODEL_FIELD_LENGTH = 512
 MAX_ERROR_TYPE_LENGTH = 255
+MAX_INDEX_VERSION_LENGTH = 255
+
+# Feedback ratings: -1 for "not helpful", 1 for "helpful", 0 for a comment without a rating.
+FEEDBACK_RATINGS = (-1, 0, 1)
+
+SamplingValue = str | int | float | bool | None
 
 SOURCE_KEYS = ("n", "chunk_id", "file_name", "page", "score", "source_uri")
 
@@ -56,6 +62,13 @@ class TurnRecord:
     status: TurnStatus = "ok"
     error_type: str | None = None
     error_message: str | None = None
+    index_version: str | None = None  # version of the index the sources came from
+    search_query: str | None = None  # query sent to retrieval, when it differs from question
+    reasoning: str | None = None  # the model's reasoning (Qwen3's <think> text), kept apart
+    # Sampling parameters sent to the model server, e.g. temperature, top_p and max_tokens.
+    sampling_params: Mapping[str, SamplingValue] = field(default_factory=dict)
+    input_tokens: int | None = None  # prompt tokens the model server counted
+    output_tokens: int | None = None  # generated tokens the model server counted
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +88,32 @@ class ConversationInfo:
     title: str
     created_at: datetime
     updated_at: datetime  # time of the last recorded turn, or created_at
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedbackInfo:
+    """A user's feedback on one turn. The time is UTC."""
+
+    feedback_id: str
+    turn_id: str
+    rating: int  # one of FEEDBACK_RATINGS
+    comment: str
+    user: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LogStatus:
+    """A snapshot of one open log, for operators and tests."""
+
+    database_name: str
+    schema_version: int
+    latest_schema_version: int
+    journal_directory: str
+    journal_backlog: int  # records waiting in the journal for the database
+    connections_in_use: int
+    pool_stale_timeout_s: int | None  # None for SQLite, which has no pool
+    reconnects: int  # dropped MySQL connections replaced since open
 
 
 def _check_text(name: str, value: Any, max_length: int | None = None) -> None:
@@ -98,6 +137,13 @@ def _check_text(name: str, value: Any, max_length: int | None = None) -> None:
 def _check_optional_text(name: str, value: Any, max_length: int | None = None) -> None:
     if value is not None:
         _check_text(name, value, max_length)
+
+
+def _check_optional_count(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidLogValueError(f"{name} must be an int >= 0 or None, got {value!r}.")
 
 
 def _check_milliseconds(name: str, value: Any, *, optional: bool) -> None:
@@ -130,8 +176,58 @@ def validate_turn(record: TurnRecord) -> None:
     _check_optional_text("error_type", record.error_type, MAX_ERROR_TYPE_LENGTH)
     _check_optional_text("error_message", record.error_message)
 
+    _check_optional_text("index_version", record.index_version, MAX_INDEX_VERSION_LENGTH)
+    _check_optional_text("search_query", record.search_query)
+    _check_optional_text("reasoning", record.reasoning)
+
     _check_milliseconds("latency_ms", record.latency_ms, optional=False)
     _check_milliseconds("first_token_ms", record.first_token_ms, optional=True)
+    _check_optional_count("input_tokens", record.input_tokens)
+    _check_optional_count("output_tokens", record.output_tokens)
+
+
+def validate_feedback(rating: Any, comment: Any, user: Any) -> None:
+    """Raise InvalidLogValueError unless the feedback fields fit their columns."""
+    if isinstance(rating, bool) or rating not in FEEDBACK_RATINGS:
+        ratings = ", ".join(str(value) for value in FEEDBACK_RATINGS)
+        raise InvalidLogValueError(f"rating must be one of {ratings}, got {rating!r}.")
+    _check_text("comment", comment)
+    _check_optional_text("user", user, MAX_USER_LENGTH)
+
+
+def encode_sampling_params(params: Any) -> str:
+    """Serialise sampling parameters to the JSON object text stored in the turn table.
+
+    Raises InvalidLogValueError unless ``params`` maps str keys to str, int, finite float,
+    bool or None values.
+    """
+    if not isinstance(params, Mapping):
+        raise InvalidLogValueError(
+            f"sampling_params must be a mapping, got {type(params).__name__}."
+        )
+    for key, value in params.items():
+        if not isinstance(key, str):
+            raise InvalidLogValueError(f"sampling_params keys must be str, got {key!r}.")
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise InvalidLogValueError(
+                f"sampling_params[{key!r}] must be a str, int, float, bool or None, "
+                f"got {type(value).__name__}."
+            )
+
+    try:
+        return json.dumps(dict(params), ensure_ascii=False, allow_nan=False, sort_keys=True)
+    except ValueError as error:
+        raise InvalidLogValueError(
+            f"sampling_params cannot be stored as JSON: {error}. Use finite numbers."
+        ) from None
+
+
+def decode_sampling_params(text: str | None) -> dict[str, SamplingValue]:
+    """Parse the JSON text that encode_sampling_params() wrote; None reads as no parameters."""
+    if text is None:
+        return {}
+    params: dict[str, SamplingValue] = json.loads(text)
+    return params
 
 
 def encode_sources(sources: Any) -> str:

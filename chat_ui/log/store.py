@@ -1,62 +1,70 @@
-"""The conversation log: conversations and their turns in SQLite or MySQL.
+"""The conversation log: conversations, turns and feedback in SQLite or MySQL.
 
-Every method opens its own connection and closes it before returning. A long-running app
-therefore never reuses a connection that the server dropped while idle (MySQL drops one
-after ``wait_timeout``, 8 hours by default). peewee keeps connection state per thread, so
-the app's worker threads may share one ConversationLog. Each write is one short
-transaction.
+Writes (``start_conversation``, ``record_turn``, ``record_feedback``) validate the record,
+hand it to the background writer (writer.py) and return its new id at once. The writer
+stores it, or journals it while the database is unavailable. Reads run in the caller's
+thread on a connection that is taken for the call and given back before it returns: from
+the pool for MySQL, newly opened for SQLite. A read first waits (up to ``read_wait_s``)
+for the writes that this process queued for the same database, so it sees them.
+
+peewee keeps connection state per thread, so the app's worker threads may share one
+ConversationLog.
 """
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+import weakref
+from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any
-
-import peewee
 
 from chat_ui.errors import (
     ConversationNotFoundError,
     InvalidLogValueError,
     LogClosedError,
-    LogDatabaseError,
     TurnNotFoundError,
 )
+from chat_ui.log import queries
+from chat_ui.log.connection import (
+    close_connections,
+    connected,
+    prepare_schema,
+    translated_errors,
+)
+from chat_ui.log.credentials import resolve_target
 from chat_ui.log.database import (
     DEFAULT_DATABASE_URL,
     DatabaseTarget,
     describe_error,
     open_database,
-    parse_database_url,
 )
-from chat_ui.log.models import LogModels, as_utc, build_models, utc_now
+from chat_ui.log.entries import conversation_entry, feedback_entry, turn_entry
+from chat_ui.log.journal import Journal
+from chat_ui.log.migrations import LATEST_VERSION, schema_version
+from chat_ui.log.models import LogModels, build_models, utc_now
+from chat_ui.log.pool import LogMySQLDatabase, LogSqliteDatabase
 from chat_ui.log.records import (
     ConversationInfo,
+    FeedbackInfo,
     LoggedTurn,
+    LogStatus,
     TurnRecord,
-    decode_sources,
+    encode_sampling_params,
     encode_sources,
     validate_conversation,
+    validate_feedback,
     validate_turn,
 )
+from chat_ui.log.redact import redact_personal_data
+from chat_ui.log.retention import PurgeResult, count_expired, purge_expired, retention_cutoff
+from chat_ui.log.settings import LogSettings
+from chat_ui.log.registry import register_writer, unregister_writer, wait_for_writers
+from chat_ui.log.writer import BackgroundWriter
 
 logger = logging.getLogger(__name__)
-
-# MySQL server and client error codes (pymysql.constants.ER and CR) with a specific fix.
-_MYSQL_HINTS = {
-    1045: "Check the user and password in the database URL.",
-    1049: "Create the database first: CREATE DATABASE `{database}` CHARACTER SET utf8mb4.",
-    2003: "Check that the database server is running and that the URL's host and port are right.",
-}
-_MYSQL_DEFAULT_HINT = "Check that the database is reachable and that the database URL is right."
-_SQLITE_HINT = (
-    "Check that the file's directory exists and is writable, and that no other process "
-    "holds a write lock for long."
-)
-
 
 def _parse_id(value: str, not_found: type[LookupError], kind: str) -> uuid.UUID:
     try:
@@ -65,40 +73,66 @@ def _parse_id(value: str, not_found: type[LookupError], kind: str) -> uuid.UUID:
         raise not_found(f"No {kind} with id {value!r}: the id is not a UUID.") from None
 
 
-def _hint_for(target: DatabaseTarget, error: BaseException) -> str:
-    if target.kind == "sqlite":
-        return _SQLITE_HINT
-    code = error.args[0] if error.args else None
-    if not isinstance(code, int):
-        return _MYSQL_DEFAULT_HINT
-    hint = _MYSQL_HINTS.get(code, _MYSQL_DEFAULT_HINT)
-    return hint.format(database=target.mysql_params["database"])
-
-
 class ConversationLog:
     """Conversation log on one database. Create it with ``ConversationLog.open(url)``."""
 
-    def __init__(self, target: DatabaseTarget, database: peewee.Database) -> None:
+    def __init__(
+        self,
+        target: DatabaseTarget,
+        database: LogMySQLDatabase | LogSqliteDatabase,
+        settings: LogSettings,
+        journal: Journal,
+    ) -> None:
         self._target = target
         self._database = database
+        self._settings = settings
         self._models: LogModels = build_models(database)
         self._closed = False
+        self._journal = journal
+        self._writer = BackgroundWriter(
+            database,
+            self._models,
+            journal,
+            settings,
+            database_name=target.display_name,
+            describe_error=lambda error: describe_error(target, error),
+            redact=redact_personal_data if settings.redact_personal_data else None,
+        )
 
     @classmethod
-    def open(cls, url: str = DEFAULT_DATABASE_URL) -> ConversationLog:
-        """Open the log at ``url`` and create its tables if they are missing.
+    def open(
+        cls, url: str = DEFAULT_DATABASE_URL, *, settings: LogSettings | None = None
+    ) -> ConversationLog:
+        """Open the log at ``url``, migrate its schema and start its background writer.
 
-        Raises InvalidDatabaseURL for an unsupported URL and LogDatabaseError when the
-        database cannot be reached.
+        ``settings`` defaults to LogSettings() read from VERACLAIM_LOG_* variables. Raises
+        InvalidDatabaseURL for an unsupported URL, LogDatabaseError when the database
+        cannot be reached, LogSchemaError when its schema is unusable, SecretNotFoundError
+        or SecretUnavailableError when a configured SSM secret cannot be read, and
+        LogJournalError when the journal directory cannot be created.
         """
-        target = parse_database_url(url)
-        log = cls(target, open_database(target))
+        settings = settings if settings is not None else LogSettings()
+        target = resolve_target(url, settings)
+        database = open_database(
+            target,
+            max_connections=settings.pool_max_connections,
+            pool_wait_timeout_s=settings.pool_wait_timeout_s,
+        )
 
-        # NOTE: create_tables(safe=True) only creates missing tables and never alters an
-        # existing one. A schema change needs a migration, which this package lacks so far.
-        with log._session("create the tables", transaction=False):
-            log._database.create_tables(log._models.all(), safe=True)
+        try:
+            with translated_errors(target, "prepare the schema"):
+                with database.connection_context():
+                    prepare_schema(database, target.display_name, settings)
+            journal = Journal(settings.journal_dir, target.storage_key, target.display_name)
+        except BaseException:
+            close_connections(database)
+            raise
 
+        log = cls(target, database, settings, journal)
+        log._writer.start()
+        register_writer(target.storage_key, log._writer)
+        # Drains the queue at interpreter exit; the weak reference lets a log be collected.
+        atexit.register(_close_at_exit, weakref.ref(log))
         logger.info("Opened the conversation log on %s", target.display_name)
         return log
 
@@ -106,6 +140,11 @@ class ConversationLog:
     def database_name(self) -> str:
         """Name of the database for messages and logs, with any password masked."""
         return self._target.display_name
+
+    @property
+    def journal_directory(self) -> str:
+        """Directory of this database's journal."""
+        return str(self._journal.directory)
 
     def __repr__(self) -> str:
         return f"<ConversationLog {self._target.display_name}>"
@@ -122,103 +161,118 @@ class ConversationLog:
         self.close()
 
     def close(self) -> None:
-        """Close the log. Any later call raises LogClosedError. Closing twice is allowed."""
+        """Write or journal every queued record, then close the log.
+
+        Any later call raises LogClosedError. Closing twice is allowed.
+        """
         if self._closed:
             return
         self._closed = True
-        self._database.close()
+        self._writer.stop(self._settings.close_timeout_s)
+        unregister_writer(self._target.storage_key, self._writer)
+        close_connections(self._database)
         logger.info("Closed the conversation log on %s", self._target.display_name)
 
-    @contextmanager
-    def _session(self, action: str, *, transaction: bool) -> Iterator[None]:
-        """Run the block on a fresh connection and translate driver errors.
-
-        ``action`` completes "Could not ..." in the error message.
-        """
+    def _check_open(self, action: str) -> None:
         if self._closed:
             raise LogClosedError(
                 f"Could not {action}: the conversation log on {self._target.display_name} "
                 "is closed. Open a new one with ConversationLog.open()."
             )
 
-        try:
-            with self._database.connection_context():
-                if transaction:
-                    with self._database.atomic():
-                        yield
-                else:
-                    yield
-        except (peewee.DatabaseError, peewee.InterfaceError) as error:
-            detail = describe_error(self._target, error)
-            hint = _hint_for(self._target, error)
-            # "from None": the message already contains the driver's error with the password
-            # scrubbed, and a chained traceback would print it unscrubbed.
-            raise LogDatabaseError(
-                f"Could not {action} in {self._target.display_name}: {detail}. {hint}"
-            ) from None
+    def _session(self, action: str, *, transaction: bool) -> AbstractContextManager[None]:
+        """Run the block on a connection of its own and translate driver errors.
+
+        ``action`` completes "Could not ..." in the error message.
+        """
+        self._check_open(action)
+        return connected(self._target, self._database, action, transaction=transaction)
+
+    def _read_session(self, action: str) -> AbstractContextManager[None]:
+        self._check_open(action)
+        wait_for_writers(self._target.storage_key, self._settings.read_wait_s)
+        return self._session(action, transaction=False)
+
+    # Writes: validated here, stored by the background writer.
 
     def start_conversation(self, user: str | None = None, title: str = "") -> str:
-        """Create a conversation and return its id."""
+        """Create a conversation and return its id.
+
+        Raises InvalidLogValueError for a user or title that its column cannot hold.
+        """
+        self._check_open("start a conversation")
         validate_conversation(user, title)
         conversation_id = uuid.uuid4()
-        now = utc_now()
 
-        with self._session("start a conversation", transaction=True):
-            self._models.conversation.insert(
-                id=conversation_id, user=user, title=title, created_at=now, updated_at=now
-            ).execute()
-
+        self._writer.submit(conversation_entry(conversation_id, user, title, utc_now()))
         logger.debug("Started conversation %s for user %r", conversation_id, user)
         return str(conversation_id)
 
     def record_turn(self, record: TurnRecord) -> str:
-        """Store one turn, move its conversation's updated_at to now, and return the turn id.
+        """Queue one turn for storage and return its id at once.
 
-        Raises InvalidLogValueError for a record the tables cannot hold, ConversationNotFoundError
-        for an unknown conversation, and LogDatabaseError when the write fails.
+        The turn's created_at is the time of this call, and storing it moves its
+        conversation's updated_at there. Raises InvalidLogValueError for a record the
+        tables cannot hold and ConversationNotFoundError for a conversation id that is not
+        a UUID. A well-formed conversation id that the database does not know gets an empty
+        conversation row, so that the turn is kept.
         """
+        self._check_open("record a turn")
         validate_turn(record)
         sources_json = encode_sources(record.sources)
+        sampling_json = encode_sampling_params(record.sampling_params)
         conversation_id = _parse_id(
             record.conversation_id, ConversationNotFoundError, "conversation"
         )
-        first_token_ms = None if record.first_token_ms is None else round(record.first_token_ms)
         turn_id = uuid.uuid4()
-        now = utc_now()
-        conversation, turn = self._models
 
-        with self._session("record a turn", transaction=True):
-            # Checked by a SELECT because MySQL reports an UPDATE that changes nothing as
-            # 0 affected rows, so the row count cannot tell a missing conversation apart.
-            if not conversation.select().where(conversation.id == conversation_id).exists():
-                raise ConversationNotFoundError(
-                    f"No conversation with id {record.conversation_id!r} in "
-                    f"{self._target.display_name}. Start one with start_conversation()."
-                )
-            conversation.update(updated_at=now).where(conversation.id == conversation_id).execute()
-            turn.insert(
-                id=turn_id,
-                conversation=conversation_id,
-                question=record.question,
-                answer=record.answer,
-                sources=sources_json,
-                model_id=record.model_id,
-                model_base_url=record.model_base_url,
-                latency_ms=round(record.latency_ms),
-                first_token_ms=first_token_ms,
-                status=record.status,
-                error_type=record.error_type,
-                error_message=record.error_message,
-                created_at=now,
-            ).execute()
-
+        entry = turn_entry(
+            turn_id,
+            conversation_id,
+            record,
+            sources_json=sources_json,
+            sampling_json=sampling_json,
+            created_at=utc_now(),
+        )
+        self._writer.submit(entry)
         logger.debug(
-            "Recorded turn %s of conversation %s with status %s",
+            "Queued turn %s of conversation %s with status %s",
             turn_id,
             conversation_id,
             record.status,
         )
         return str(turn_id)
+
+    def record_feedback(
+        self, turn_id: str, rating: int, comment: str = "", user: str | None = None
+    ) -> str:
+        """Queue a user's feedback on a turn and return the feedback id at once.
+
+        ``rating`` is -1 (not helpful), 0 (comment only) or 1 (helpful). Raises
+        InvalidLogValueError for invalid fields and TurnNotFoundError for a turn id that is
+        not a UUID. Feedback on a turn that never reaches the database is moved to the
+        journal's rejected.jsonl.
+        """
+        self._check_open("record feedback")
+        validate_feedback(rating, comment, user)
+        turn_uuid = _parse_id(turn_id, TurnNotFoundError, "turn")
+        feedback_id = uuid.uuid4()
+
+        self._writer.submit(
+            feedback_entry(feedback_id, turn_uuid, rating, comment, user, utc_now())
+        )
+        return str(feedback_id)
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait until every record queued so far is in the database or the journal.
+
+        Tries a replay of the journal first. Returns the number of records still in the
+        journal: 0 means that everything is in the database. Raises LogFlushTimeout.
+        """
+        self._check_open("flush the log")
+        return self._writer.wait(timeout, replay=True)
+
+    # Reads, on the caller's thread.
 
     def turns(self, conversation_id: str) -> list[LoggedTurn]:
         """Return a conversation's turns, oldest first.
@@ -226,34 +280,22 @@ class ConversationLog:
         Raises ConversationNotFoundError when no conversation has that id.
         """
         conversation_uuid = _parse_id(conversation_id, ConversationNotFoundError, "conversation")
-        conversation, turn = self._models
-
-        with self._session("read turns", transaction=False):
-            if not conversation.select().where(conversation.id == conversation_uuid).exists():
-                raise ConversationNotFoundError(
-                    f"No conversation with id {conversation_id!r} in {self._target.display_name}."
-                )
-            # The id breaks ties between turns stored in the same microsecond, so the
-            # order is at least stable.
-            rows = list(
-                turn.select()
-                .where(turn.conversation == conversation_uuid)
-                .order_by(turn.created_at, turn.id)
+        with self._read_session("read turns"):
+            turns = queries.conversation_turns(self._models, conversation_uuid)
+        if turns is None:
+            raise ConversationNotFoundError(
+                f"No conversation with id {conversation_id!r} in {self._target.display_name}."
             )
-
-        return [_to_logged_turn(row) for row in rows]
+        return turns
 
     def get_turn(self, turn_id: str) -> LoggedTurn:
         """Return one turn. Raises TurnNotFoundError when no turn has that id."""
         turn_uuid = _parse_id(turn_id, TurnNotFoundError, "turn")
-        turn = self._models.turn
-
-        with self._session("read a turn", transaction=False):
-            row = turn.get_or_none(turn.id == turn_uuid)
-
-        if row is None:
+        with self._read_session("read a turn"):
+            turn = queries.turn_by_id(self._models, turn_uuid)
+        if turn is None:
             raise TurnNotFoundError(f"No turn with id {turn_id!r} in {self._target.display_name}.")
-        return _to_logged_turn(row)
+        return turn
 
     def get_conversation(self, conversation_id: str) -> ConversationInfo:
         """Return a conversation's metadata.
@@ -261,16 +303,13 @@ class ConversationLog:
         Raises ConversationNotFoundError when no conversation has that id.
         """
         conversation_uuid = _parse_id(conversation_id, ConversationNotFoundError, "conversation")
-        conversation = self._models.conversation
-
-        with self._session("read a conversation", transaction=False):
-            row = conversation.get_or_none(conversation.id == conversation_uuid)
-
-        if row is None:
+        with self._read_session("read a conversation"):
+            info = queries.conversation_by_id(self._models, conversation_uuid)
+        if info is None:
             raise ConversationNotFoundError(
                 f"No conversation with id {conversation_id!r} in {self._target.display_name}."
             )
-        return _to_conversation_info(row)
+        return info
 
     def conversations(self, user: str | None, limit: int = 50) -> list[ConversationInfo]:
         """Return a user's conversations, most recently updated first.
@@ -279,46 +318,77 @@ class ConversationLog:
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidLogValueError(f"limit must be a positive int, got {limit!r}.")
-        conversation = self._models.conversation
-        if user is None:
-            owner = conversation.user.is_null()
-        else:
-            owner = conversation.user == user
+        with self._read_session("list conversations"):
+            return queries.user_conversations(self._models, user, limit)
 
-        with self._session("list conversations", transaction=False):
-            rows = list(
-                conversation.select()
-                .where(owner)
-                .order_by(conversation.updated_at.desc(), conversation.id)
-                .limit(limit)
+    def feedback(self, turn_id: str) -> list[FeedbackInfo]:
+        """Return the feedback on a turn, oldest first; an unknown turn has none."""
+        turn_uuid = _parse_id(turn_id, TurnNotFoundError, "turn")
+        with self._read_session("read feedback"):
+            return queries.turn_feedback(self._models, turn_uuid)
+
+    # Operations.
+
+    def purge(self, retention_days: int, *, dry_run: bool = False) -> PurgeResult:
+        """Delete the records older than ``retention_days`` days and return the counts.
+
+        Also drops older entries from this database's rejected.jsonl. With ``dry_run``,
+        count the database rows without deleting anything. Records still queued or in the
+        journal are not affected until they reach the database.
+        """
+        if isinstance(retention_days, bool) or not isinstance(retention_days, int) or retention_days < 1:
+            raise InvalidLogValueError(
+                f"retention_days must be a positive int, got {retention_days!r}."
             )
+        cutoff = retention_cutoff(retention_days)
+        with self._read_session("purge old records"):
+            if dry_run:
+                return count_expired(self._models, cutoff)
+            result = purge_expired(self._database, self._models, cutoff)
+        rejected = self._journal.purge_rejected(cutoff)
 
-        return [_to_conversation_info(row) for row in rows]
+        logger.info(
+            "Purged %d conversations, %d turns and %d feedback records older than %s UTC "
+            "from %s, and %d rejected journal entries",
+            result.conversations,
+            result.turns,
+            result.feedback,
+            cutoff.isoformat(timespec="seconds"),
+            self._target.display_name,
+            rejected,
+        )
+        return dataclasses.replace(result, rejected_entries=rejected)
+
+    def schema_version(self) -> int:
+        """Return the highest migration version applied to the database."""
+        with self._session("read the schema version", transaction=False):
+            return schema_version(self._database)
+
+    def journal_backlog(self) -> int:
+        """Return the number of records in this database's journal, waiting for a replay."""
+        return self._journal.backlog()
+
+    def connections_in_use(self) -> int:
+        """Return the database connections that requests of this log hold right now."""
+        return self._database.connections_in_use()
+
+    def status(self) -> LogStatus:
+        """Return the log's schema version, journal backlog and connection counters."""
+        database = self._database
+        pooled = isinstance(database, LogMySQLDatabase)
+        return LogStatus(
+            database_name=self._target.display_name,
+            schema_version=self.schema_version(),
+            latest_schema_version=LATEST_VERSION,
+            journal_directory=str(self._journal.directory),
+            journal_backlog=self._journal.backlog(),
+            connections_in_use=database.connections_in_use(),
+            pool_stale_timeout_s=database.stale_timeout_s if pooled else None,
+            reconnects=database.reconnect_count if pooled else 0,
+        )
 
 
-def _to_logged_turn(row: Any) -> LoggedTurn:
-    return LoggedTurn(
-        turn_id=str(row.id),
-        conversation_id=str(row.conversation_id),
-        question=row.question,
-        answer=row.answer,
-        sources=decode_sources(row.sources),
-        model_id=row.model_id,
-        model_base_url=row.model_base_url,
-        latency_ms=row.latency_ms,
-        first_token_ms=row.first_token_ms,
-        status=row.status,
-        error_type=row.error_type,
-        error_message=row.error_message,
-        created_at=as_utc(row.created_at),
-    )
-
-
-def _to_conversation_info(row: Any) -> ConversationInfo:
-    return ConversationInfo(
-        conversation_id=str(row.id),
-        user=row.user,
-        title=row.title,
-        created_at=as_utc(row.created_at),
-        updated_at=as_utc(row.updated_at),
-    )
+def _close_at_exit(reference: weakref.ref[ConversationLog]) -> None:
+    log = reference()
+    if log is not None:
+        log.close()

@@ -5,8 +5,13 @@ The server runs on 127.0.0.1:3306 as root with an empty password, and ``make tes
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+import contextlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import pymysql
@@ -47,7 +52,10 @@ def mariadb_admin() -> Iterator[pymysql.connections.Connection]:
     """Root connection to the test server, for setting up and inspecting databases."""
     connection = connect_mariadb_admin()
     yield connection
-    connection.close()
+    try:
+        connection.close()
+    except pymysql.err.Error:
+        pass  # already dropped by a server restart
 
 
 @pytest.fixture
@@ -61,14 +69,120 @@ def mariadb_database(mariadb_admin: pymysql.connections.Connection) -> Iterator[
     with mariadb_admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET latin1")
     yield name
-    with mariadb_admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    # A new connection, because a test that restarted the server left mariadb_admin dead.
+    connection = connect_mariadb_admin()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        connection.close()
 
 
 @pytest.fixture
 def mariadb_url(mariadb_database: str) -> str:
     """mysql:// URL of the test's own database."""
     return f"mysql://{MARIADB_USER}@{MARIADB_HOST}:{MARIADB_PORT}/{mariadb_database}"
+
+
+@pytest.fixture
+def mariadb_user(
+    mariadb_admin: pymysql.connections.Connection, mariadb_database: str
+) -> Iterator[tuple[str, str]]:
+    """(user, password) of a new account with every privilege on the test's database.
+
+    The password contains characters that URLs must percent-encode.
+    """
+    user = f"veraclaim_{uuid.uuid4().hex[:8]}"
+    password = f"Pw-{uuid.uuid4().hex[:10]}@/:%#"
+    with mariadb_admin.cursor() as cursor:
+        # "%%" is a literal "%" because PyMySQL formats a statement that has parameters.
+        cursor.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+        cursor.execute(f"GRANT ALL ON `{mariadb_database}`.* TO '{user}'@'%'")
+    yield user, password
+    connection = connect_mariadb_admin()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+    finally:
+        connection.close()
+
+
+# Stopping the server affects every test that uses it at the same time, so an outage must
+# stay short. mariadbd needs a few seconds to stop and to start on this kind of machine.
+MARIADBD = "/usr/sbin/mariadbd"
+MARIADB_STOP_TIMEOUT_S = 30
+MARIADB_START_TIMEOUT_S = 60
+
+
+def _port_open() -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((MARIADB_HOST, MARIADB_PORT)) == 0
+
+
+def _answers() -> bool:
+    try:
+        connection = pymysql.connect(
+            host=MARIADB_HOST, port=MARIADB_PORT, user=MARIADB_USER, password="", connect_timeout=2
+        )
+    except pymysql.err.OperationalError:
+        return False
+    connection.close()
+    return True
+
+
+def _start_mariadb() -> None:
+    deadline = time.monotonic() + MARIADB_START_TIMEOUT_S
+    while True:
+        # --oknodo: a server that is already running is fine.
+        subprocess.run(
+            ["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", MARIADBD],
+            check=False,
+        )
+        for _ in range(20):
+            if _answers():
+                return
+            time.sleep(0.5)
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"MariaDB did not answer on {MARIADB_HOST}:{MARIADB_PORT} within "
+                f"{MARIADB_START_TIMEOUT_S} s of starting it; see /var/log/mysql/error.log "
+                f"and start it with: start-stop-daemon --start --background --exec {MARIADBD}"
+            )
+
+
+@contextmanager
+def _mariadb_stopped() -> Iterator[None]:
+    """Stop the server for the block, and start it again even when the block fails."""
+    try:
+        # --retry waits until the process has exited, so that the start below does not
+        # find the old server still shutting down and skip itself.
+        subprocess.run(
+            ["start-stop-daemon", "--stop", "--oknodo", "--exec", MARIADBD,
+             "--retry", str(MARIADB_STOP_TIMEOUT_S)],
+            check=True,
+        )
+        deadline = time.monotonic() + MARIADB_STOP_TIMEOUT_S
+        while _port_open():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Port {MARIADB_PORT} is still open after stopping MariaDB.")
+            time.sleep(0.1)
+        yield
+    finally:
+        _start_mariadb()
+
+
+@pytest.fixture
+def mariadb_outage() -> Iterator[Callable[[], contextlib.AbstractContextManager[None]]]:
+    """A context manager factory that stops MariaDB for its block.
+
+    The server is started again when the block ends, and once more when the test ends, in
+    case the test failed between the two.
+    """
+    try:
+        yield _mariadb_stopped
+    finally:
+        _start_mariadb()
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""Conversation log on a real SQLite file and a real MariaDB server."""
+"""Conversation log on a real SQLite file and a real MariaDB server: round trips, checks,
+URLs and failures. Migrations, the pool, the journal, privacy and secrets have their own
+test_log_*.py files."""
 
 from __future__ import annotations
 
 import math
 import shutil
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -27,7 +28,7 @@ from chat_ui.errors import (
     LogDatabaseError,
     TurnNotFoundError,
 )
-from chat_ui.log import TURN_STATUSES, ConversationLog, TurnRecord, mask_url
+from chat_ui.log import TURN_STATUSES, ConversationLog, LogSettings, TurnRecord, mask_url
 
 BACKENDS = ["sqlite", "mariadb"]
 
@@ -72,6 +73,12 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.fixture
+def settings(tmp_path: Path) -> LogSettings:
+    """Log settings with the test's own journal directory and a fast replay."""
+    return LogSettings(journal_dir=tmp_path / "journal", replay_interval_s=0.2)
+
+
 @pytest.fixture(params=BACKENDS)
 def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """URL of an empty log database on each backend."""
@@ -81,15 +88,15 @@ def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def log(log_url: str) -> Iterator[ConversationLog]:
-    conversation_log = ConversationLog.open(log_url)
+def log(log_url: str, settings: LogSettings) -> Iterator[ConversationLog]:
+    conversation_log = ConversationLog.open(log_url, settings=settings)
     yield conversation_log
     conversation_log.close()
 
 
 @pytest.fixture
-def sqlite_log(tmp_path: Path) -> Iterator[ConversationLog]:
-    conversation_log = ConversationLog.open(f"sqlite:///{tmp_path}/log.sqlite3")
+def sqlite_log(tmp_path: Path, settings: LogSettings) -> Iterator[ConversationLog]:
+    conversation_log = ConversationLog.open(f"sqlite:///{tmp_path}/log.sqlite3", settings=settings)
     yield conversation_log
     conversation_log.close()
 
@@ -240,8 +247,8 @@ def test_float_times_rounded_to_ms(log: ConversationLog) -> None:
 def test_unknown_ids_raise_lookup_errors(log: ConversationLog) -> None:
     unknown = str(uuid.uuid4())
 
-    with pytest.raises(ConversationNotFoundError, match=unknown):
-        log.record_turn(make_turn(unknown))
+    with pytest.raises(ConversationNotFoundError, match="not a UUID"):
+        log.record_turn(make_turn("not-an-id"))
     with pytest.raises(ConversationNotFoundError, match=unknown):
         log.turns(unknown)
     with pytest.raises(ConversationNotFoundError, match="not a UUID"):
@@ -252,12 +259,44 @@ def test_unknown_ids_raise_lookup_errors(log: ConversationLog) -> None:
         log.get_conversation("")
 
 
-def test_reopen_keeps_stored_turns(log_url: str) -> None:
-    with ConversationLog.open(log_url) as first:
+def test_turn_of_unknown_conversation_kept(log: ConversationLog) -> None:
+    # A conversation started by another replica whose row has not arrived yet.
+    unknown = str(uuid.uuid4())
+
+    turn_id = log.record_turn(make_turn(unknown, question="다른 복제본의 대화"))
+
+    assert [t.turn_id for t in log.turns(unknown)] == [turn_id]
+    conversation = log.get_conversation(unknown)
+    assert conversation.user is None
+    assert conversation.title == ""
+
+
+def test_record_turn_returns_before_write(log: ConversationLog) -> None:
+    conversation_id = log.start_conversation()
+
+    turn_id = log.record_turn(make_turn(conversation_id))
+
+    assert uuid.UUID(turn_id)
+    assert log.flush() == 0
+    assert log.get_turn(turn_id).conversation_id == conversation_id
+
+
+def test_second_log_reads_first_logs_turns(log_url: str, settings: LogSettings) -> None:
+    # The chat pipeline writes through one log while the API reads through another.
+    with ConversationLog.open(log_url, settings=settings) as writer:
+        with ConversationLog.open(log_url, settings=settings) as reader:
+            conversation_id = writer.start_conversation()
+            turn_id = writer.record_turn(make_turn(conversation_id))
+
+            assert reader.get_turn(turn_id).turn_id == turn_id
+
+
+def test_reopen_keeps_stored_turns(log_url: str, settings: LogSettings) -> None:
+    with ConversationLog.open(log_url, settings=settings) as first:
         conversation_id = first.start_conversation(user="examiner-7")
         turn_id = first.record_turn(make_turn(conversation_id))
 
-    with ConversationLog.open(log_url) as second:
+    with ConversationLog.open(log_url, settings=settings) as second:
         assert [t.turn_id for t in second.turns(conversation_id)] == [turn_id]
 
 
@@ -293,6 +332,82 @@ def test_closed_log_rejects_calls(log: ConversationLog) -> None:
         log.record_turn(make_turn(conversation_id))
     with pytest.raises(LogClosedError):
         log.turns(conversation_id)
+    with pytest.raises(LogClosedError):
+        log.flush()
+
+
+def test_close_writes_queued_turns(log_url: str, settings: LogSettings) -> None:
+    log = ConversationLog.open(log_url, settings=settings)
+    conversation_id = log.start_conversation()
+    turn_ids = [log.record_turn(make_turn(conversation_id, question=str(i))) for i in range(50)]
+    log.close()
+
+    with ConversationLog.open(log_url, settings=settings) as reopened:
+        assert [t.turn_id for t in reopened.turns(conversation_id)] == turn_ids
+        assert reopened.journal_backlog() == 0
+
+
+def test_turn_details_round_trip(log: ConversationLog) -> None:
+    conversation_id = log.start_conversation()
+    record = make_turn(
+        conversation_id,
+        index_version="2026-12-01T03:00:00Z-7f3a",
+        search_query="청구항 1 구성요소",
+        reasoning="<think>청구항 1을 먼저 찾는다.</think>" + FOUR_BYTE_TEXT,
+        sampling_params={"temperature": 0.3, "top_p": 0.9, "max_tokens": 512, "seed": None},
+        input_tokens=1834,
+        output_tokens=211,
+    )
+
+    stored = log.get_turn(log.record_turn(record))
+
+    assert stored.index_version == record.index_version
+    assert stored.search_query == record.search_query
+    assert stored.reasoning == record.reasoning
+    assert stored.answer == record.answer
+    assert stored.sampling_params == {"temperature": 0.3, "top_p": 0.9, "max_tokens": 512, "seed": None}
+    assert stored.input_tokens == 1834
+    assert stored.output_tokens == 211
+
+
+def test_turn_details_default_empty(log: ConversationLog) -> None:
+    stored = log.get_turn(log.record_turn(make_turn(log.start_conversation())))
+
+    assert stored.index_version is None
+    assert stored.search_query is None
+    assert stored.reasoning is None
+    assert stored.sampling_params == {}
+    assert stored.input_tokens is None
+    assert stored.output_tokens is None
+
+
+def test_feedback_round_trip(log: ConversationLog) -> None:
+    turn_id = log.record_turn(make_turn(log.start_conversation()))
+
+    first = log.record_feedback(turn_id, -1, comment="출처 페이지가 틀림 😀", user="examiner-7")
+    second = log.record_feedback(turn_id, 1)
+    stored = log.feedback(turn_id)
+
+    assert [f.feedback_id for f in stored] == [first, second]
+    assert [f.rating for f in stored] == [-1, 1]
+    assert stored[0].comment == "출처 페이지가 틀림 😀"
+    assert stored[0].user == "examiner-7"
+    assert stored[1].comment == ""
+    assert stored[1].user is None
+    assert stored[0].created_at.tzinfo is timezone.utc
+    assert log.feedback(str(uuid.uuid4())) == []
+
+
+def test_feedback_on_unknown_turn_rejected_to_file(log: ConversationLog) -> None:
+    unknown_turn = str(uuid.uuid4())
+
+    feedback_id = log.record_feedback(unknown_turn, 1, comment="orphan")
+
+    assert log.flush() == 0
+    assert log.feedback(unknown_turn) == []
+    rejected = (Path(log.journal_directory) / "rejected.jsonl").read_text(encoding="utf-8")
+    assert feedback_id in rejected
+    assert unknown_turn in rejected
 
 
 # Checks that run before the database, so SQLite stands for both backends.
@@ -314,6 +429,15 @@ INVALID_TURNS = [
     ({"sources": [{"n": 1, "chunk_id": "c"}]}, "file_name, page, score, source_uri"),
     ({"sources": [cited_source(1, score=math.nan)]}, "JSON"),  # strict JSON has no NaN
     ({"sources": [cited_source(1, chunk_id=object())]}, "JSON"),  # not JSON-serialisable
+    ({"index_version": "v" * 256}, "index_version"),  # longer than its VARCHAR(255)
+    ({"reasoning": 42}, "reasoning"),  # not text
+    ({"input_tokens": -1}, "input_tokens"),  # negative count
+    ({"output_tokens": 2.5}, "output_tokens"),  # not a whole number of tokens
+    ({"output_tokens": False}, "output_tokens"),  # bool is an int subclass, not a count
+    ({"sampling_params": [("temperature", 0.3)]}, "sampling_params must be a mapping"),  # pairs
+    ({"sampling_params": {"stop": ["</s>"]}}, r"sampling_params\['stop'\]"),  # a list value
+    ({"sampling_params": {"temperature": math.inf}}, "JSON"),  # strict JSON has no infinity
+    ({"sampling_params": {1: 0.3}}, "keys must be str"),  # a non-text key
 ]
 
 
@@ -351,6 +475,31 @@ def test_invalid_limit_rejected(sqlite_log: ConversationLog) -> None:
         sqlite_log.conversations("examiner-7", limit=0)
 
 
+INVALID_FEEDBACK = [
+    ({"rating": 5}, "rating must be one of -1, 0, 1"),  # a five-star scale is not supported
+    ({"rating": True}, "rating"),  # bool is an int subclass, not a rating
+    ({"rating": 1, "comment": None}, "comment"),  # missing text
+    ({"rating": 1, "user": "u" * 256}, "user"),  # longer than its VARCHAR(255)
+]
+
+
+@pytest.mark.parametrize(("arguments", "message"), INVALID_FEEDBACK)
+def test_invalid_feedback_rejected(
+    sqlite_log: ConversationLog, arguments: dict[str, Any], message: str
+) -> None:
+    turn_id = sqlite_log.record_turn(make_turn(sqlite_log.start_conversation()))
+
+    with pytest.raises(InvalidLogValueError, match=message):
+        sqlite_log.record_feedback(turn_id, **arguments)
+
+    assert sqlite_log.feedback(turn_id) == []
+
+
+def test_feedback_on_non_uuid_turn_rejected(sqlite_log: ConversationLog) -> None:
+    with pytest.raises(TurnNotFoundError, match="not a UUID"):
+        sqlite_log.record_feedback("turn-1", 1)
+
+
 def test_record_is_not_changed_by_log(sqlite_log: ConversationLog) -> None:
     conversation_id = sqlite_log.start_conversation()
     record = make_turn(conversation_id)
@@ -361,76 +510,17 @@ def test_record_is_not_changed_by_log(sqlite_log: ConversationLog) -> None:
     assert record == copy
 
 
-# Schemas.
-
-
-def test_sqlite_schema_uses_text(tmp_path: Path) -> None:
-    path = tmp_path / "nested" / "dirs" / "log.sqlite3"
-    ConversationLog.open(f"sqlite:///{path}").close()
-
-    connection = sqlite3.connect(path)
-    try:
-        columns = {row[1]: row[2] for row in connection.execute("PRAGMA table_info(turn)")}
-        index_names = [row[1] for row in connection.execute("PRAGMA index_list(conversation)")]
-        user_index = [n for n in index_names if "user" in n]
-        index_columns = [
-            row[2] for row in connection.execute(f"PRAGMA index_info({user_index[0]})")
-        ]
-    finally:
-        connection.close()
-
-    for column in ("question", "answer", "sources", "error_message"):
-        assert columns[column] == "TEXT", column
-    assert index_columns == ["user", "updated_at"]
-
-
-def test_mariadb_schema_is_utf8mb4_longtext(
-    mariadb_url: str, mariadb_database: str, mariadb_admin: pymysql.connections.Connection
-) -> None:
-    ConversationLog.open(mariadb_url).close()
-
-    with mariadb_admin.cursor() as cursor:
-        cursor.execute(
-            "SELECT TABLE_NAME, TABLE_COLLATION, ENGINE FROM information_schema.TABLES"
-            " WHERE TABLE_SCHEMA = %s",
-            (mariadb_database,),
-        )
-        tables = {name: (collation, engine) for name, collation, engine in cursor.fetchall()}
-        cursor.execute(
-            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, DATETIME_PRECISION"
-            " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s",
-            (mariadb_database,),
-        )
-        columns = {(row[0], row[1]): row[2:] for row in cursor.fetchall()}
-        cursor.execute(
-            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s"
-            " AND TABLE_NAME = 'conversation' AND INDEX_NAME LIKE %s ORDER BY SEQ_IN_INDEX",
-            (mariadb_database, "%user%"),
-        )
-        user_index = [row[0] for row in cursor.fetchall()]
-
-    assert sorted(tables) == ["conversation", "turn"]
-    for name, (collation, engine) in tables.items():
-        assert collation.startswith("utf8mb4_"), name
-        assert engine == "InnoDB", name
-
-    text_columns = {key: value for key, value in columns.items() if value[1] is not None}
-    assert ("turn", "question") in text_columns
-    for key, (_, charset, _) in text_columns.items():
-        assert charset == "utf8mb4", key
-
-    for column in ("question", "answer", "sources", "error_message"):
-        assert columns[("turn", column)][0] == "longtext", column
-    for key in (("turn", "created_at"), ("conversation", "updated_at")):
-        assert columns[key][2] == 6, key
-    assert user_index == ["user", "updated_at"]
+# MariaDB storage. The schema itself is tested in test_log_schema.py.
 
 
 def test_mariadb_stores_long_text_bytes(
-    mariadb_url: str, mariadb_database: str, mariadb_admin: pymysql.connections.Connection
+    mariadb_url: str,
+    mariadb_database: str,
+    mariadb_admin: pymysql.connections.Connection,
+    settings: LogSettings,
 ) -> None:
     text = LONG_HANGUL + FOUR_BYTE_TEXT
-    with ConversationLog.open(mariadb_url) as log:
+    with ConversationLog.open(mariadb_url, settings=settings) as log:
         turn_id = log.record_turn(make_turn(log.start_conversation(), answer=text))
 
     with mariadb_admin.cursor() as cursor:
@@ -445,10 +535,13 @@ def test_mariadb_stores_long_text_bytes(
     assert char_length == len(text)
 
 
-def test_mariadb_connection_closed_after_call(
-    mariadb_url: str, mariadb_database: str, mariadb_admin: pymysql.connections.Connection
+def test_mariadb_close_ends_server_sessions(
+    mariadb_url: str,
+    mariadb_database: str,
+    mariadb_admin: pymysql.connections.Connection,
+    settings: LogSettings,
 ) -> None:
-    def open_connections() -> int:
+    def server_sessions() -> int:
         with mariadb_admin.cursor() as cursor:
             cursor.execute(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s",
@@ -456,20 +549,25 @@ def test_mariadb_connection_closed_after_call(
             )
             return cursor.fetchone()[0]
 
-    with ConversationLog.open(mariadb_url) as log:
+    with ConversationLog.open(mariadb_url, settings=settings) as log:
         log.record_turn(make_turn(log.start_conversation()))
+        log.flush()
+        assert log.connections_in_use() == 0
+        assert 1 <= server_sessions() <= settings.pool_max_connections
 
-        # The server ends a session shortly after the client's COM_QUIT.
-        deadline = time.monotonic() + 5
-        while open_connections() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert open_connections() == 0
+    # The server ends a session shortly after the client's COM_QUIT.
+    deadline = time.monotonic() + 5
+    while server_sessions() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server_sessions() == 0
 
 
-def test_two_open_logs_stay_separate(tmp_path: Path, mariadb_url: str) -> None:
+def test_two_open_logs_stay_separate(
+    tmp_path: Path, mariadb_url: str, settings: LogSettings
+) -> None:
     with (
-        ConversationLog.open(f"sqlite:///{tmp_path}/log.sqlite3") as sqlite_log,
-        ConversationLog.open(mariadb_url) as mariadb_log,
+        ConversationLog.open(f"sqlite:///{tmp_path}/log.sqlite3", settings=settings) as sqlite_log,
+        ConversationLog.open(mariadb_url, settings=settings) as mariadb_log,
     ):
         sqlite_conversation = sqlite_log.start_conversation(user="sqlite-user")
         mariadb_conversation = mariadb_log.start_conversation(user="mariadb-user")
@@ -588,33 +686,51 @@ def test_missing_mysql_database_explained(mariadb_admin: pymysql.connections.Con
         ConversationLog.open(f"mysql://root@127.0.0.1:3306/{name}")
 
 
-def test_dropped_mysql_database_fails_write(
-    mariadb_url: str, mariadb_database: str, mariadb_admin: pymysql.connections.Connection
+def test_dropped_mysql_database_journals_turn(
+    mariadb_url: str,
+    mariadb_database: str,
+    mariadb_admin: pymysql.connections.Connection,
+    settings: LogSettings,
 ) -> None:
-    log = ConversationLog.open(mariadb_url)
+    log = ConversationLog.open(mariadb_url, settings=settings)
     conversation_id = log.start_conversation()
+    log.flush()
     with mariadb_admin.cursor() as cursor:
         cursor.execute(f"DROP DATABASE `{mariadb_database}`")
 
-    with pytest.raises(LogDatabaseError) as caught:
-        log.record_turn(make_turn(conversation_id))
+    turn_id = log.record_turn(make_turn(conversation_id))
 
+    assert log.flush() == 1
+    with pytest.raises(LogDatabaseError) as caught:
+        log.get_turn(turn_id)
     message = str(caught.value)
-    assert message.startswith("Could not record a turn in MySQL database")
+    assert message.startswith("Could not read a turn in MySQL database")
     assert mariadb_database in message
     assert isinstance(caught.value, ChatUIError)
 
+    # Recreated and migrated by a second log, the database receives the journaled turn.
+    with mariadb_admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{mariadb_database}` CHARACTER SET utf8mb4")
+    ConversationLog.open(mariadb_url, settings=settings).close()
+    assert log.flush() == 0
+    assert log.get_turn(turn_id).conversation_id == conversation_id
+    log.close()
 
-def test_deleted_sqlite_directory_fails_write(tmp_path: Path) -> None:
+
+def test_deleted_sqlite_directory_journals_turn(tmp_path: Path, settings: LogSettings) -> None:
     directory = tmp_path / "logs"
-    log = ConversationLog.open(f"sqlite:///{directory}/log.sqlite3")
+    log = ConversationLog.open(f"sqlite:///{directory}/log.sqlite3", settings=settings)
     conversation_id = log.start_conversation()
+    log.flush()
     shutil.rmtree(directory)
 
-    with pytest.raises(LogDatabaseError) as caught:
-        log.record_turn(make_turn(conversation_id))
+    turn_id = log.record_turn(make_turn(conversation_id))
 
+    assert log.flush() == 1
+    with pytest.raises(LogDatabaseError) as caught:
+        log.get_turn(turn_id)
     assert str(directory / "log.sqlite3") in str(caught.value)
+    log.close()
 
 
 def test_sqlite_url_relative_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -623,6 +739,8 @@ def test_sqlite_url_relative_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with ConversationLog.open("sqlite:///var/veraclaim.sqlite3") as log:
         log.start_conversation()
         assert str(tmp_path / "var" / "veraclaim.sqlite3") in log.database_name
+        # The default journal directory is relative to the working directory too.
+        assert log.journal_directory.startswith(str(tmp_path / "var" / "journal"))
 
     assert (tmp_path / "var" / "veraclaim.sqlite3").is_file()
 
