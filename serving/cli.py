@@ -1,4 +1,4 @@
-"""`veraclaim-serve`: prepare the local model, run the local model server, or ask it one question."""
+"""`veraclaim-serve`: prepare and run the local model server, ask a server one question, or run TGI on RunPod."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from typing import Annotated
 import typer
 
 from serving.errors import ServingError
+from serving.runpod.cli import runpod_app
 
 logger = logging.getLogger(__name__)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run and query the Veraclaim model server.")
+app.add_typer(runpod_app, name="runpod")
 
 # Seconds between checks that the server process is still alive.
 WATCH_INTERVAL_S = 0.5
@@ -160,7 +162,20 @@ def chat(
     ] = None,
     system: Annotated[str | None, typer.Option(help="Optional system message.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Maximum number of tokens to generate.")] = 512,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.3,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="Sampling temperature. Default: Qwen3's value for the thinking mode, else 0.3."),
+    ] = None,
+    thinking: Annotated[
+        bool | None,
+        typer.Option(
+            "--thinking/--no-thinking",
+            help="Ask Qwen3 to think first (/think) or not (/no_think). Default: send no switch.",
+        ),
+    ] = None,
+    show_reasoning: Annotated[
+        bool, typer.Option(help="Print the model's reasoning to stderr. The answer always goes to stdout.")
+    ] = False,
 ) -> None:
     """Stream one answer from the model server to stdout."""
     from serving.client import ChatClient, list_served_models
@@ -180,11 +195,24 @@ def chat(
             settings.model_base_url,
         )
 
-        client = ChatClient(settings.model_base_url, model_id, api_key=api_key, timeout=settings.model_timeout_s)
+        client = ChatClient(
+            settings.model_base_url,
+            model_id,
+            api_key=api_key,
+            timeout=settings.model_timeout_s,
+            stall_timeout=settings.model_stall_timeout_s,
+            retry=settings.retry_policy(),
+        )
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-        for delta in client.stream_chat(messages, max_tokens=max_tokens, temperature=temperature):
-            sys.stdout.write(delta)
-            sys.stdout.flush()
+        stream = client.stream_events(messages, thinking=thinking, max_tokens=max_tokens, temperature=temperature)
+        for event in stream:
+            if event.kind == "answer":
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif event.kind == "status":
+                typer.echo(f"[{event.text}]", err=True)
+            elif show_reasoning:
+                typer.echo(event.text, err=True, nl=False)
     except (ServingError, ValueError) as error:
         raise _fail(ctx, error) from error
     finally:

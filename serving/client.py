@@ -1,42 +1,33 @@
 """Streaming chat client for any OpenAI-compatible model server.
 
-One code path serves TGI's `/v1/chat/completions`, vLLM and `transformers serve`: all of
-them are reached through `huggingface_hub.InferenceClient(base_url=...)`. Every failure
-leaves this module as a `serving.errors.ModelServerError` subclass.
+One code path serves TGI's `/v1/chat/completions`, vLLM and `transformers serve`. It sends
+requests through huggingface_hub's shared httpx2 client and parses the stream itself
+(`serving.sse`). `InferenceClient.chat_completion` hides what the client needs: the SSE
+keep-alive comments for the stall timeout, the `reasoning_content` deltas of vLLM and
+`transformers serve`, and the usage chunk. Every failure leaves this
+module as a `serving.errors.ModelServerError` subclass.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from huggingface_hub import InferenceClient
-from huggingface_hub.inference._generated.types import ChatCompletionStreamOutput
 from huggingface_hub.utils import get_session, hf_raise_for_status
 
 from serving.error_mapping import TRANSLATED_ERRORS, translate_error
-from serving.errors import ModelServerError, ModelStreamError
+from serving.errors import ModelServerError
+from serving.health import HealthProbe, probe_health, wait_until_healthy
 from serving.hub_offline import allow_model_server
+from serving.retry import NO_RETRY, RetryPolicy
+from serving.sampling import apply_thinking_switch, sampling_for
+from serving.stream import ChatStream
+from serving.transport import stream_chat_chunks
 
 logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
-
-
-def chunk_text(chunk: ChatCompletionStreamOutput) -> str:
-    """Return the answer text that one stream chunk adds, or "" for role, usage and final chunks."""
-    if not chunk.choices:
-        return ""
-    return chunk.choices[0].delta.content or ""
-
-
-def chunk_finish_reason(chunk: ChatCompletionStreamOutput) -> str | None:
-    """Return why generation stopped (`stop`, `length`, ...), or None until the last chunk."""
-    if not chunk.choices:
-        return None
-    return chunk.choices[0].finish_reason
 
 
 def list_served_models(base_url: str, *, api_key: str | None = None, timeout: float = 10.0) -> list[str]:
@@ -69,25 +60,95 @@ class ChatClient:
     """Send chat requests to one model server and stream the answers.
 
     `model` is sent as the request's `model` field. TGI ignores it, while `transformers serve`
-    rejects a request whose model differs from the one it preloaded.
+    rejects a request whose model differs from the one it preloaded. `timeout` bounds the
+    connection, `stall_timeout` (default: `timeout`) the wait for each token, and `retry`
+    the retries while the server is unavailable before the first token (default: none).
     """
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        stall_timeout: float | None = None,
+        retry: RetryPolicy = NO_RETRY,
+    ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         if not model:
             raise ValueError("model must be the served model's id, got an empty string")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
+        if stall_timeout is not None and stall_timeout <= 0:
+            raise ValueError(f"stall_timeout must be positive seconds, got {stall_timeout!r}")
 
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = timeout
+        self.stall_timeout = stall_timeout or timeout
+        self.retry = retry
         self._api_key = api_key
         allow_model_server(self.base_url)
 
     def __repr__(self) -> str:
-        return f"ChatClient(base_url={self.base_url!r}, model={self.model!r}, timeout={self.timeout!r})"
+        return (
+            f"ChatClient(base_url={self.base_url!r}, model={self.model!r}, timeout={self.timeout!r}, "
+            f"stall_timeout={self.stall_timeout!r})"
+        )
+
+    def stream_events(
+        self,
+        messages: Sequence[Message],
+        *,
+        thinking: bool | None = None,
+        max_tokens: int = 512,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: list[str] | None = None,
+    ) -> ChatStream:
+        """Start one chat request and return its stream of reasoning, answer and status events.
+
+        `thinking=True` or `False` adds Qwen3's `/think` or `/no_think` switch to the last
+        user message and uses Qwen3's recommended sampling for that mode; `None` sends the
+        messages unchanged (for models without the switch). `temperature` and `top_p`
+        override the mode's sampling. Nothing is sent until the stream is iterated.
+        """
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {max_tokens!r}")
+        sampling = sampling_for(thinking, temperature=temperature, top_p=top_p)
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": apply_thinking_switch(messages, thinking),
+            "stream": True,
+            # TGI, vLLM and `transformers serve` then report token counts at the end.
+            "stream_options": {"include_usage": True},
+            "max_tokens": max_tokens,
+            **sampling.request_fields(),
+        }
+        if stop:
+            request["stop"] = list(stop)
+
+        def open_attempt() -> Iterator:
+            return stream_chat_chunks(
+                f"{self.base_url}/chat/completions",
+                request,
+                headers=self._headers(),
+                base_url=self.base_url,
+                model=self.model,
+                timeout=self.timeout,
+                stall_timeout=self.stall_timeout,
+            )
+
+        return ChatStream(
+            open_attempt,
+            base_url=self.base_url,
+            request=request,
+            thinking=thinking,
+            retry=self.retry,
+            probe=lambda timeout: probe_health(self.base_url, timeout=timeout, api_key=self._api_key),
+        )
 
     def stream_chat(
         self,
@@ -97,72 +158,20 @@ class ChatClient:
         temperature: float = 0.3,
         top_p: float | None = None,
         stop: list[str] | None = None,
+        thinking: bool | None = None,
     ) -> Iterator[str]:
-        """Yield the answer's text deltas as the server streams them.
+        """Yield the answer's text deltas as the server streams them, without any reasoning.
 
-        Raises a `ModelServerError` subclass. An error after the first delta carries the text
-        received so far in `partial_text`. Closing the generator early closes the connection.
+        Raises a `ModelServerError` subclass. An error after the first delta carries the answer
+        text received so far in `partial_text`. Closing the generator early closes the connection.
         """
-        # NOTE: no retries or backoff yet. A caller that wants them can retry on
-        # ModelServerUnavailable, but only while no delta has been yielded.
-        received: list[str] = []
-        started = time.monotonic()
-        first_delta_s: float | None = None
-        finish_reason: str | None = None
-
-        # A fresh InferenceClient per request, because it keeps every streamed response open
-        # until it is closed, and closing it here releases the connection even when the
-        # caller stops reading early. HTTP connections are pooled by huggingface_hub anyway.
-        with self._inference_client() as client:
-            try:
-                stream = client.chat_completion(
-                    list(messages),
-                    model=self.model,
-                    stream=True,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    top_p=top_p,
-                    stop=stop,
-                )
-                for chunk in stream:
-                    finish_reason = chunk_finish_reason(chunk) or finish_reason
-                    text = chunk_text(chunk)
-                    if not text:
-                        continue
-                    if first_delta_s is None:
-                        first_delta_s = time.monotonic() - started
-                    received.append(text)
-                    yield text
-            except TRANSLATED_ERRORS as error:
-                translated = translate_error(
-                    error,
-                    base_url=self.base_url,
-                    model=self.model,
-                    timeout=self.timeout,
-                    partial_text="".join(received),
-                )
-                logger.debug("chat request to %s failed after %d deltas: %r", self.base_url, len(received), error)
-                raise translated from error
-
-        # OpenAI-compatible servers, TGI among them, set finish_reason on the last chunk. A
-        # stream without one was cut short, and its text must not pass as a whole answer.
-        if finish_reason is None:
-            logger.warning("chat stream from %s ended without a finish reason", self.base_url)
-            raise ModelStreamError(
-                f"model server at {self.base_url} ended the stream before it sent a finish reason, "
-                "so the answer may be cut short: check the server's log",
-                base_url=self.base_url,
-                partial_text="".join(received),
-            )
-
-        logger.debug(
-            "chat stream from %s finished (%s): %d deltas, first after %s s, total %.2f s",
-            self.base_url,
-            finish_reason,
-            len(received),
-            f"{first_delta_s:.2f}" if first_delta_s is not None else "-",
-            time.monotonic() - started,
+        stream = self.stream_events(
+            messages, thinking=thinking, max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop
         )
+        with stream:
+            for event in stream:
+                if event.kind == "answer":
+                    yield event.text
 
     def complete_chat(
         self,
@@ -177,9 +186,14 @@ class ChatClient:
         deltas = self.stream_chat(messages, max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop)
         return "".join(deltas)
 
-    def _inference_client(self) -> InferenceClient:
-        # Without an API key, InferenceClient would send the machine's Hugging Face token
-        # (HF_TOKEN or the cached login) to whatever server base_url names. A None header
-        # value removes that header from the request.
-        headers = {} if self._api_key else {"authorization": None}
-        return InferenceClient(base_url=self.base_url, api_key=self._api_key, timeout=self.timeout, headers=headers)
+    def check_health(self, timeout: float = 5.0) -> HealthProbe:
+        """Send one `GET /health` to the server and return the result."""
+        return probe_health(self.base_url, timeout=timeout, api_key=self._api_key)
+
+    def wait_ready(self, timeout: float, *, interval: float = 2.0) -> HealthProbe:
+        """Wait until the server's `/health` returns 200, logging each probe that is not ready."""
+        return wait_until_healthy(self.base_url, timeout=timeout, interval=interval, api_key=self._api_key)
+
+    def _headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+

@@ -22,8 +22,9 @@ class ServingError(Exception):
 class ModelServerError(ServingError):
     """A request to the model server failed.
 
-    `server_message` is the error text that the server sent, if any, and `partial_text` is
-    the answer text streamed before the failure, so a caller can still show it.
+    `server_message` is the error text that the server sent, if any. `partial_text` is the
+    answer text streamed before the failure, so a caller can still show it, and
+    `partial_reasoning` the reasoning (Qwen3's think block) streamed before it.
     """
 
     def __init__(
@@ -34,12 +35,14 @@ class ModelServerError(ServingError):
         server_message: str | None = None,
         status_code: int | None = None,
         partial_text: str = "",
+        partial_reasoning: str = "",
     ) -> None:
         super().__init__(message)
         self.base_url = base_url
         self.server_message = server_message
         self.status_code = status_code
         self.partial_text = partial_text
+        self.partial_reasoning = partial_reasoning
 
 
 class ModelServerUnavailable(ModelServerError, ConnectionError):
@@ -47,7 +50,8 @@ class ModelServerUnavailable(ModelServerError, ConnectionError):
 
 
 class ModelServerTimeout(ModelServerError, TimeoutError):
-    """The model server did not respond or stream within the client's timeout."""
+    """The model server did not respond in time, or its stream stalled: no token for longer
+    than the client's stall timeout."""
 
 
 class ModelServerRejected(ModelServerError, ValueError):
@@ -68,6 +72,14 @@ class ModelStreamError(ModelServerError):
     def __init__(self, message: str, *, base_url: str, error_type: str | None = None, **details: Any) -> None:
         super().__init__(message, base_url=base_url, **details)
         self.error_type = error_type
+
+
+class PromptTooLong(ServingError, ValueError):
+    """The prompt exceeds the server's token limits even without context chunks and history."""
+
+
+class TokenLimitsUnknown(ServingError, LookupError):
+    """The server reports no token limits (no `/info`), and the settings give none either."""
 
 
 class LocalModelError(ServingError):

@@ -8,8 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.budget import TokenLimits
+from serving.retry import RetryPolicy
 
 
 def default_model_cache() -> Path:
@@ -45,6 +48,32 @@ class ServingSettings(BaseSettings):
         gt=0,
         description="Seconds to wait for the connection and for each streamed chunk.",
     )
+    model_stall_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds without a new token after which a stream is abandoned. None means model_timeout_s.",
+    )
+    model_retry_deadline_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds to keep retrying an unavailable server (refused, 429, 502, 503) before the first "
+        "token. 0 disables retries.",
+    )
+    model_max_input_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        description="Input token limit of a server without TGI's /info, such as `transformers serve`.",
+    )
+    model_max_total_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        description="Input plus new token limit of a server without TGI's /info.",
+    )
+    model_tokenizer: Path | None = Field(
+        default=None,
+        description="Local model folder whose tokenizer counts prompt tokens for a server without "
+        "TGI's /chat_tokenize. None uses /chat_tokenize.",
+    )
     model_cache: Path = Field(
         default_factory=default_model_cache,
         description="Folder that contains the converted local model.",
@@ -65,7 +94,55 @@ class ServingSettings(BaseSettings):
             raise ValueError(f"model_base_url must start with http:// or https://, got {value!r}")
         return value
 
-    @field_validator("model_cache")
+    @field_validator("model_cache", "model_tokenizer")
     @classmethod
-    def _expand_user(cls, value: Path) -> Path:
-        return value.expanduser()
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @model_validator(mode="after")
+    def _check_token_limits(self) -> ServingSettings:
+        input_limit, total_limit = self.model_max_input_tokens, self.model_max_total_tokens
+        if (input_limit is None) != (total_limit is None):
+            raise ValueError(
+                "set both VERACLAIM_MODEL_MAX_INPUT_TOKENS and VERACLAIM_MODEL_MAX_TOTAL_TOKENS, or neither"
+            )
+        if input_limit is not None and total_limit is not None and input_limit > total_limit:
+            raise ValueError(
+                f"model_max_input_tokens ({input_limit}) must not exceed model_max_total_tokens ({total_limit})"
+            )
+        return self
+
+    def token_limits(self) -> TokenLimits | None:
+        """Return the token limits from the settings, or None when they are not set."""
+        if self.model_max_input_tokens is None or self.model_max_total_tokens is None:
+            return None
+        return TokenLimits(self.model_max_input_tokens, self.model_max_total_tokens, source="settings")
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(deadline_s=self.model_retry_deadline_s)
+
+
+class RunPodSettings(BaseSettings):
+    """Secrets and addresses for `veraclaim-serve runpod`. The pod itself is set in runpod.toml.
+
+    The RunPod API key and the Hugging Face token are read under their usual names
+    (RUNPOD_API_KEY, HF_TOKEN) or with the VERACLAIM_ prefix. Neither is written to a file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="VERACLAIM_RUNPOD_", extra="forbid", populate_by_name=True)
+
+    api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VERACLAIM_RUNPOD_API_KEY", "RUNPOD_API_KEY", "api_key"),
+        description="RunPod API key, sent to RunPod's API only.",
+    )
+    hf_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VERACLAIM_HF_TOKEN", "HF_TOKEN", "hf_token"),
+        description="Hugging Face token passed to the pod for gated models. Qwen3 needs none.",
+    )
+    config_path: Path = Field(default=Path("runpod.toml"), description="The RunPod project file.")
+    proxy_url_template: str = Field(
+        default="https://{pod_id}-{port}.proxy.runpod.net",
+        description="Public address of a pod's HTTP port, from RunPod's proxy.",
+    )

@@ -104,3 +104,13 @@ def test_stop_ends_process_group_and_frees_port(local_model_dir: Path, tmp_path:
     assert not port_is_open(port)
     # A log that the caller named is kept.
     assert "Uvicorn running" in read_log_tail(log_path, lines=200)
+
+
+def test_model_id_and_reasoning_pass_through() -> None:
+    # A hub model id is served as given (with HF_HUB_OFFLINE=0 and network access), not as a path.
+    server = LocalServer("Qwen/Qwen3-0.6B", port=8123, reasoning="on")
+
+    command = server.command()
+
+    assert command[command.index("serve") + 1] == "Qwen/Qwen3-0.6B"
+    assert command[command.index("--reasoning") + 1] == "on"

@@ -81,11 +81,14 @@ def test_chat_debug_flag_shows_traceback(tmp_path: Path) -> None:
 
 def test_chat_on_closed_port_names_url(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
+    # A short retry deadline: the client retries a refused connection until then.
+    env = cli_env(VERACLAIM_MODEL_RETRY_DEADLINE_S="1")
 
-    result = run_cli("chat", "hi", "--base-url", url, "--model", "m", cwd=tmp_path)
+    result = run_cli("chat", "hi", "--base-url", url, "--model", "m", cwd=tmp_path, env=env)
 
     assert result.returncode == 1
     assert url in result.stderr
+    assert "unreachable" in result.stderr
 
 
 def test_chat_stream_error_keeps_partial_answer(fake_tgi, tmp_path: Path) -> None:
@@ -153,3 +156,31 @@ def test_local_serves_until_sigint(local_model_dir: Path, tmp_path: Path) -> Non
         assert probe.connect_ex(("127.0.0.1", port)) != 0
     # The server ran in a process group of its own, led by its pid.
     assert live_group_members(server_pid) == []
+
+
+def test_chat_thinking_splits_streams(fake_tgi, tmp_path: Path) -> None:
+    fake_tgi.queue(deltas=["<think>", "\n생각 중", "</think>", "\n\n", "답입니다."])
+
+    result = run_cli(
+        "chat", "질문", "--base-url", fake_tgi.base_url, "--thinking", "--show-reasoning", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "답입니다.\n"
+    assert "생각 중" in result.stderr
+    body = fake_tgi.chat_requests()[-1].body
+    assert body["messages"][-1]["content"] == "질문 /think"
+    assert body["temperature"] == 0.6
+
+
+def test_chat_shows_retry_status(fake_tgi, tmp_path: Path) -> None:
+    fake_tgi.queue(status=503, body="no healthy upstream")
+    fake_tgi.queue(deltas=["ok"])
+    env = cli_env(VERACLAIM_MODEL_RETRY_DEADLINE_S="10")
+
+    result = run_cli("chat", "hi", "--base-url", fake_tgi.base_url, "--no-thinking", cwd=tmp_path, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+    assert "retrying in" in result.stderr
+    assert fake_tgi.chat_requests()[-1].body["messages"][-1]["content"] == "hi /no_think"

@@ -15,6 +15,11 @@ SETTING_VARIABLES = [
     "VERACLAIM_MODEL_API_KEY",
     "VERACLAIM_MODEL_TIMEOUT_S",
     "VERACLAIM_MODEL_CACHE",
+    "VERACLAIM_MODEL_STALL_TIMEOUT_S",
+    "VERACLAIM_MODEL_RETRY_DEADLINE_S",
+    "VERACLAIM_MODEL_MAX_INPUT_TOKENS",
+    "VERACLAIM_MODEL_MAX_TOTAL_TOKENS",
+    "VERACLAIM_MODEL_TOKENIZER",
 ]
 
 
@@ -94,6 +99,12 @@ INVALID_VALUES = [
     ("model_timeout_s", 0),
     # Negative seconds make no sense either.
     ("model_timeout_s", -1),
+    # A zero stall timeout would abandon every stream.
+    ("model_stall_timeout_s", 0),
+    # A negative retry deadline.
+    ("model_retry_deadline_s", -1),
+    # A token limit of zero.
+    ("model_max_input_tokens", 0),
 ]
 
 
@@ -106,3 +117,42 @@ def test_invalid_value_rejected(field: str, value: object) -> None:
 def test_unknown_argument_rejected() -> None:
     with pytest.raises(ValidationError, match="model_url"):
         ServingSettings(model_url="http://127.0.0.1:8000/v1")
+
+
+def test_token_limits_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERACLAIM_MODEL_MAX_INPUT_TOKENS", "6144")
+    monkeypatch.setenv("VERACLAIM_MODEL_MAX_TOTAL_TOKENS", "8192")
+
+    limits = ServingSettings().token_limits()
+
+    assert (limits.max_input_tokens, limits.max_total_tokens) == (6144, 8192)
+    assert limits.source == "settings"
+
+
+def test_token_limits_unset_by_default() -> None:
+    assert ServingSettings().token_limits() is None
+
+
+# Each row: token limit settings that must be rejected together, and the message part.
+INVALID_LIMITS = [
+    # Only one of the two limits.
+    ({"model_max_input_tokens": 1000}, "set both"),
+    # Input above total.
+    ({"model_max_input_tokens": 9000, "model_max_total_tokens": 8192}, "must not exceed"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), INVALID_LIMITS)
+def test_invalid_token_limits_rejected(values: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ServingSettings(**values)
+
+
+def test_retry_and_stall_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERACLAIM_MODEL_RETRY_DEADLINE_S", "0")
+    monkeypatch.setenv("VERACLAIM_MODEL_STALL_TIMEOUT_S", "20")
+
+    settings = ServingSettings()
+
+    assert settings.retry_policy().deadline_s == 0
+    assert settings.model_stall_timeout_s == 20

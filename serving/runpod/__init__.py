@@ -1,0 +1,1 @@
+"""Deploy TGI with Qwen3 to a RunPod GPU pod, from runpod.toml, with the `runpod` SDK."""
