@@ -76,7 +76,16 @@ def serve(
         )
 
     api_key = serving.model_api_key.get_secret_value() if serving.model_api_key else None
-    endpoint = ModelEndpoint(base_url, model, api_key=api_key, timeout_s=serving.model_timeout_s)
+    endpoint = ModelEndpoint(
+        base_url,
+        model,
+        api_key=api_key,
+        timeout_s=serving.model_timeout_s,
+        stall_timeout_s=serving.model_stall_timeout_s,
+        retry=serving.retry_policy(),
+        token_limits=serving.token_limits(),
+        tokenizer_path=serving.model_tokenizer,
+    )
     _serve(build_pipeline(settings, endpoint), settings)
 
 
@@ -86,7 +95,7 @@ def embedded(
     rebuild: Annotated[bool, typer.Option(help="Rebuild the index even when it matches the PDFs.")] = False,
 ) -> None:
     """Run everything on this machine: the local model, the sample index and the chat on 127.0.0.1:7860."""
-    from chat_ui.embedded import ensure_index
+    from chat_ui.embedded import ensure_index, local_token_limits
     from chat_ui.service import ModelEndpoint, build_pipeline
     from chat_ui.settings import ChatSettings
     from serving.local_model import prepare_local_model
@@ -101,7 +110,12 @@ def embedded(
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with LocalServer(model_dir) as server:
         server.wait_ready()
-        endpoint = ModelEndpoint(server.base_url, server.model_id)
+        endpoint = ModelEndpoint(
+            server.base_url,
+            server.model_id,
+            token_limits=local_token_limits(model_dir),
+            tokenizer_path=model_dir,
+        )
         _serve(build_pipeline(settings, endpoint), settings)
 
 

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from index_builder.build import build_index
+from serving.budget import TokenLimits
 
 logger = logging.getLogger(__name__)
 
@@ -30,3 +31,10 @@ def ensure_index(samples: Path, index_dir: Path, *, force: bool = False) -> None
     # NOTE: a changed PDF with an unchanged name is not detected here; pass --rebuild.
     logger.info("building index %s from %d PDFs in %s", index_dir, len(expected), samples)
     build_index(str(samples), index_dir)
+
+
+def local_token_limits(model_dir: Path) -> TokenLimits:
+    """Token limits of the local model: its context length, a quarter of it kept for the answer."""
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    context = int(config["max_position_embeddings"])
+    return TokenLimits(context * 3 // 4, context, source=f"{model_dir / 'config.json'} max_position_embeddings")

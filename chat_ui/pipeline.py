@@ -22,8 +22,10 @@ from chat_ui.log import ConversationLog, TurnRecord
 from chat_ui.prompt import Exchange, build_messages
 from chat_ui.retrieve import IndexRetriever
 from chat_ui.settings import ChatSettings
+from serving.budget import TokenCounter, TokenLimits, fit_prompt
 from serving.client import ChatClient
-from serving.errors import ModelServerError, ModelServerUnavailable
+from serving.errors import ModelServerError, ModelServerUnavailable, PromptTooLong
+from serving.stream import StreamEvent, StreamResult
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,14 @@ Status = Literal["streaming", "ok", "no_answer", "error", "interrupted"]
 # Long enough for a pasted claim set; longer input is almost always a pasted document,
 # which belongs in the index rather than in the prompt.
 MAX_QUESTION_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class PromptBudget:
+    """The model server's token limits and a counter of prompt tokens in its tokenizer."""
+
+    limits: TokenLimits
+    counter: TokenCounter
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class AnswerUpdate:
     question: str
     language: Language
     answer: str = ""
+    reasoning: str = ""  # the model's think block, shown apart and never as the answer
     citations: tuple[Citation, ...] = field(default_factory=tuple)
     status: Status = "streaming"
     notice: str | None = None  # a localised message for the user, e.g. why the answer stopped
@@ -77,6 +88,7 @@ class AnswerPipeline:
         *,
         model_id: str,
         model_base_url: str,
+        budget: PromptBudget | None = None,
     ) -> None:
         self.retriever = retriever
         self.client = client
@@ -84,6 +96,7 @@ class AnswerPipeline:
         self.settings = settings
         self.model_id = model_id
         self.model_base_url = model_base_url
+        self.budget = budget
 
     def stream(
         self,
@@ -114,26 +127,48 @@ class AnswerPipeline:
             yield replace(update, status="no_answer", notice=notice, turn_id=turn_id)
             return
         documents = self.retriever.invoke(question)
+
+        # 3. Fit the prompt to the server's token limits: the lowest-ranked chunks go first,
+        # then the oldest turns. The citations list only the chunks the model was given.
+        history = list(history)[-self.settings.history_turns :] if self.settings.history_turns else []
+        try:
+            messages, documents = self._fit_prompt(question, documents, history, language)
+        except PromptTooLong as exc:
+            logger.warning("question of conversation %s does not fit the model: %s", conversation_id, exc)
+            notice = translate("answer.prompt_too_long", language)
+            turn_id = self._record(update, status="error", started=time.monotonic(), first_token=None, error=exc)
+            yield replace(update, status="error", notice=notice, turn_id=turn_id)
+            return
         update = replace(update, citations=tuple(self._citations(documents)))
 
-        # 3. Stream the answer. The finally clause logs the turn even when the consumer
+        # 4. Stream the answer. The finally clause logs the turn even when the consumer
         # closes the generator (stop button, closed tab): that turn stays "interrupted".
-        messages = build_messages(question, documents, list(history)[-self.settings.history_turns :], language)
         started = time.monotonic()
         first_token: float | None = None
         status: Status = "interrupted"
         error: Exception | None = None
+        result: StreamResult | None = None
         try:
-            for delta in self.client.stream_chat(
-                messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature
-            ):
-                if first_token is None:
-                    first_token = time.monotonic()
-                update = replace(update, answer=update.answer + delta)
-                yield update
-            status = "ok" if update.answer.strip() else "error"
-            if status == "error":
-                notice = translate("answer.empty_answer", language)
+            with self.client.stream_events(
+                messages,
+                thinking=self.settings.thinking,
+                max_tokens=self.settings.max_tokens,
+                temperature=self.settings.temperature,
+            ) as events:
+                for event in events:
+                    if event.kind == "status":
+                        update = replace(update, notice=self._status_notice(event, language))
+                        yield update
+                        continue
+                    if first_token is None:
+                        first_token = time.monotonic()
+                    if event.kind == "reasoning":
+                        update = replace(update, reasoning=update.reasoning + event.text, notice=None)
+                    else:
+                        update = replace(update, answer=update.answer + event.text, notice=None)
+                    yield update
+                result = events.result
+            status, notice = self._outcome(update, result, language)
         except ModelServerError as exc:
             status, error = "error", exc
             notice = self._failure_notice(exc, language)
@@ -142,9 +177,46 @@ class AnswerPipeline:
             status, error = "error", exc
             raise
         finally:
-            turn_id = self._record(update, status=status, started=started, first_token=first_token, error=error)
+            turn_id = self._record(
+                update, status=status, started=started, first_token=first_token, error=error, result=result
+            )
 
         yield replace(update, status=status, notice=notice, turn_id=turn_id)
+
+    def _fit_prompt(
+        self, question: str, documents: list[Document], history: list[Exchange], language: Language
+    ) -> tuple[list[dict], list[Document]]:
+        def build(chunks: int, turns: int) -> list[dict]:
+            return build_messages(question, documents[:chunks], history[len(history) - turns :], language)
+
+        if self.budget is None:
+            return build(len(documents), len(history)), documents
+
+        fitted = fit_prompt(
+            build,
+            chunk_count=len(documents),
+            turn_count=len(history),
+            counter=self.budget.counter,
+            limits=self.budget.limits,
+            max_new_tokens=self.settings.max_tokens,
+            thinking=self.settings.thinking,
+        )
+        return fitted.messages, documents[: fitted.kept_chunks]
+
+    @staticmethod
+    def _outcome(update: AnswerUpdate, result: StreamResult, language: Language) -> tuple[Status, str | None]:
+        if update.answer.strip():
+            return "ok", None
+        if result.ended_in_reasoning:
+            # The token limit ended the think block: its text is reasoning, never an answer.
+            return "error", translate("answer.reasoning_cut", language)
+        return "error", translate("answer.empty_answer", language)
+
+    @staticmethod
+    def _status_notice(event: StreamEvent, language: Language) -> str:
+        retry = event.status
+        key = "answer.server_starting" if retry.condition == "starting" else "answer.server_busy"
+        return translate(key, language, seconds=max(1, round(retry.retry_in_s)))
 
     def _check_question(self, question: str, language: Language) -> str | None:
         if not question:
@@ -199,6 +271,7 @@ class AnswerPipeline:
         started: float,
         first_token: float | None,
         error: Exception | None = None,
+        result: StreamResult | None = None,
     ) -> str | None:
         now = time.monotonic()
         record = TurnRecord(
@@ -224,7 +297,14 @@ class AnswerPipeline:
             error_type=None if error is None else type(error).__name__,
             error_message=None if error is None else str(error),
             index_version=self._index_version(),
-            sampling_params={"max_tokens": self.settings.max_tokens, "temperature": self.settings.temperature},
+            reasoning=update.reasoning or None,
+            sampling_params=(
+                {"max_tokens": result.max_tokens, "thinking": result.thinking, **result.sampling}
+                if result is not None
+                else {"max_tokens": self.settings.max_tokens, "thinking": self.settings.thinking}
+            ),
+            input_tokens=None if result is None else result.prompt_tokens,
+            output_tokens=None if result is None else result.completion_tokens,
         )
         try:
             return self.log.record_turn(record)

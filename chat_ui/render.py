@@ -51,7 +51,20 @@ def answer_messages(update: AnswerUpdate) -> list[dict]:
     if update.notice:
         text = f"{text}\n\n*{update.notice}*" if text else update.notice
 
-    messages = [{"role": "assistant", "content": text}]
+    messages = []
+    if update.reasoning.strip():
+        # Collapsed once the answer starts, open while the model is still thinking.
+        thinking_status = "pending" if not update.answer and not update.done else "done"
+        messages.append(
+            {
+                "role": "assistant",
+                "content": html.escape(update.reasoning.strip()),
+                "metadata": {"title": translate("thinking.title", update.language), "status": thinking_status},
+            }
+        )
+    # A stream that starts with reasoning has no answer text yet: show no empty bubble.
+    if text:
+        messages.append({"role": "assistant", "content": text})
     if update.citations:
         lines = [format_citation(citation, update) for citation in update.citations]
         messages.append(

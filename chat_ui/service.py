@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from chat_ui.log import ConversationLog
-from chat_ui.pipeline import AnswerPipeline
+from chat_ui.pipeline import AnswerPipeline, PromptBudget
 from chat_ui.retrieve import IndexRetriever
 from chat_ui.settings import ChatSettings
 from index_builder.store import open_index
+from serving.budget import TokenLimits, read_token_limits, token_counter_for
 from serving.client import ChatClient
+from serving.errors import ModelServerError, TokenLimitsUnknown
+from serving.retry import NO_RETRY, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +27,24 @@ class ModelEndpoint:
     model_id: str
     api_key: str | None = None
     timeout_s: float = 120.0
+    stall_timeout_s: float | None = None  # end a stream that sends no token for this long
+    retry: RetryPolicy = NO_RETRY  # retries before the first token
+    token_limits: TokenLimits | None = None  # for servers without TGI's /info
+    tokenizer_path: Path | None = None  # counts prompt tokens where the server cannot
 
 
 def build_pipeline(settings: ChatSettings, endpoint: ModelEndpoint) -> AnswerPipeline:
     """Open the index and the log, and connect a streaming client to `endpoint`."""
     reader = open_index(settings.index_dir)
     log = ConversationLog.open(settings.log_database_url)
-    client = ChatClient(endpoint.base_url, endpoint.model_id, api_key=endpoint.api_key, timeout=endpoint.timeout_s)
+    client = ChatClient(
+        endpoint.base_url,
+        endpoint.model_id,
+        api_key=endpoint.api_key,
+        timeout=endpoint.timeout_s,
+        stall_timeout=endpoint.stall_timeout_s,
+        retry=endpoint.retry,
+    )
     logger.info(
         "answering from index %s (%d chunks) with model %s at %s",
         settings.index_dir,
@@ -44,4 +59,28 @@ def build_pipeline(settings: ChatSettings, endpoint: ModelEndpoint) -> AnswerPip
         settings,
         model_id=endpoint.model_id,
         model_base_url=endpoint.base_url,
+        budget=prompt_budget(endpoint),
     )
+
+
+def prompt_budget(endpoint: ModelEndpoint) -> PromptBudget | None:
+    """Read the server's token limits and pick a token counter, or return None when neither is known.
+
+    Without a budget, a prompt over the server's limits gets TGI's 422, which the chat shows
+    as a failed answer; the log records it.
+    """
+    try:
+        limits = read_token_limits(endpoint.base_url, fallback=endpoint.token_limits, api_key=endpoint.api_key)
+    except TokenLimitsUnknown as exc:
+        logger.warning("prompts are not fitted to the model's token limits: %s", exc)
+        return None
+    except ModelServerError as exc:
+        logger.warning("could not read the token limits of %s, so prompts are not fitted: %s", endpoint.base_url, exc)
+        return None
+
+    if endpoint.tokenizer_path is None and endpoint.token_limits is not None and limits is endpoint.token_limits:
+        # Limits from settings mean a server without /info, which has no /chat_tokenize either.
+        logger.warning("no tokenizer for %s: set VERACLAIM_MODEL_TOKENIZER to fit prompts", endpoint.base_url)
+        return None
+    counter = token_counter_for(endpoint.base_url, tokenizer_path=endpoint.tokenizer_path, api_key=endpoint.api_key)
+    return PromptBudget(limits, counter)

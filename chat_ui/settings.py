@@ -35,7 +35,13 @@ class ChatSettings(BaseSettings):
     )
     history_turns: int = Field(3, ge=0, le=20, description="Earlier question-answer pairs sent with each question.")
     max_tokens: int = Field(512, ge=16, le=32768, description="Maximum new tokens per answer.")
-    temperature: float = Field(0.3, ge=0.0, le=2.0)
+    temperature: float | None = Field(
+        None, ge=0.0, le=2.0, description="Sampling temperature; unset uses the model's recommended value."
+    )
+    thinking: bool | None = Field(
+        None,
+        description="Qwen3 reasoning: true or false sends /think or /no_think; unset sends neither.",
+    )
     snippet_chars: int = Field(160, ge=40, le=2000, description="Characters of each source shown under the answer.")
     concurrency_limit: int = Field(8, ge=2, le=256, description="Chats generated at once; Gradio's default is 1.")
     host: str = "127.0.0.1"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from chat_ui.embedded import local_token_limits
 from chat_ui.log import ConversationLog
 from chat_ui.pipeline import AnswerPipeline
 from chat_ui.service import ModelEndpoint, build_pipeline
@@ -39,8 +40,14 @@ def settings(sample_index: Path, tmp_path: Path) -> ChatSettings:
 
 
 @pytest.fixture
-def pipeline(settings: ChatSettings, local_model_server) -> AnswerPipeline:
-    endpoint = ModelEndpoint(local_model_server.base_url, local_model_server.model_id)
+def pipeline(settings: ChatSettings, local_model_server, local_model_dir) -> AnswerPipeline:
+    # The same endpoint as `veraclaim-chat embedded`: prompts fitted with the model's own tokenizer.
+    endpoint = ModelEndpoint(
+        local_model_server.base_url,
+        local_model_server.model_id,
+        token_limits=local_token_limits(local_model_dir),
+        tokenizer_path=local_model_dir,
+    )
     return build_pipeline(settings, endpoint)
 
 
@@ -52,6 +59,7 @@ def test_korean_question_streams_cited_answer_and_logs_turn(pipeline, settings, 
     updates = list(pipeline.stream(QUESTION))
 
     final = updates[-1]
+    assert pipeline.budget is not None
     streamed = [update for update in updates if not update.done]
     assert len(streamed) >= 2, "the answer arrived in one piece, not as a stream"
     assert all(len(a.answer) <= len(b.answer) for a, b in zip(streamed, streamed[1:]))

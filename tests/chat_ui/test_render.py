@@ -23,7 +23,7 @@ def test_markup_in_sources_is_escaped():
     hostile = _citation(snippet="<img src=x onerror=alert(1)><style>body{display:none}</style>", file_name="<b>x</b>.pdf")
     update = AnswerUpdate("c1", "q", "en", citations=(hostile,), status="ok")
 
-    sources = answer_messages(update)[1]["content"]
+    sources = answer_messages(update)[-1]["content"]
 
     assert "<img" not in sources and "<style>" not in sources and "<b>" not in sources
     assert "&lt;img src=x onerror=alert(1)&gt;" in sources
@@ -46,3 +46,16 @@ def test_history_skips_source_lists_and_unanswered_questions():
     history = history_from_messages(messages)
 
     assert [(e.question, e.answer) for e in history] == [("Q1", "A1")]
+
+
+def test_reasoning_is_a_collapsible_block_before_the_answer():
+    thinking = AnswerUpdate("c1", "질문", "ko", answer="", reasoning="<b>검토</b> 중", status="streaming")
+    answered = AnswerUpdate("c1", "질문", "ko", answer="답변", reasoning="검토 완료", status="ok")
+
+    (block,) = answer_messages(thinking)
+    first, second = answer_messages(answered)
+
+    assert block["metadata"] == {"title": "생각 과정", "status": "pending"}
+    assert block["content"] == "&lt;b&gt;검토&lt;/b&gt; 중"
+    assert first["metadata"]["status"] == "done"
+    assert second == {"role": "assistant", "content": "답변"}
