@@ -12,7 +12,7 @@ import gradio as gr
 
 from chat_ui.language import catalog
 from chat_ui.pipeline import AnswerPipeline
-from chat_ui.render import answer_messages, history_from_messages
+from chat_ui.render import answer_messages, history_from_messages, message_text
 from chat_ui.settings import ChatSettings
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,14 @@ def build_app(pipeline: AnswerPipeline, settings: ChatSettings) -> gr.Blocks:
         for update in pipeline.stream(question, history=history, conversation_id=conversation_id or None):
             yield shown + answer_messages(update), update.conversation_id or conversation_id, ""
 
+    def retry(messages: list[dict], conversation_id: str) -> Iterator[tuple]:
+        """Ask the last question again, replacing its answer (after a failure, for example)."""
+        last_user = max((i for i, message in enumerate(messages) if message.get("role") == "user"), default=None)
+        if last_user is None:
+            yield messages, conversation_id, ""
+            return
+        yield from respond(message_text(messages[last_user]), messages[:last_user], conversation_id)
+
     def ask(question: str, conversation_id: str = "") -> Iterator[tuple[str, list[dict], str]]:
         """Stream the answer text, the cited sources and the conversation id."""
         for update in pipeline.stream(question, conversation_id=conversation_id or None):
@@ -66,6 +74,7 @@ def build_app(pipeline: AnswerPipeline, settings: ChatSettings) -> gr.Blocks:
                 elem_id="question",
             )
             send = gr.Button(i18n("input.submit"), variant="primary", scale=1, elem_id="send")
+            again = gr.Button(i18n("input.retry"), scale=1, elem_id="retry")
             new = gr.Button(i18n("input.clear"), scale=1, elem_id="new-conversation")
 
         chat_event = dict(
@@ -78,6 +87,14 @@ def build_app(pipeline: AnswerPipeline, settings: ChatSettings) -> gr.Blocks:
         )
         question.submit(**chat_event)
         send.click(**chat_event)
+        again.click(
+            retry,
+            inputs=[chatbot, conversation_id],
+            outputs=[chatbot, conversation_id, question],
+            api_visibility="private",
+            concurrency_limit=settings.concurrency_limit,
+            concurrency_id="chat",
+        )
         new.click(clear, outputs=[chatbot, conversation_id, question], api_visibility="private")
 
         # The named endpoint that gradio_client and other programs call.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from chat_ui.language import translate
+from chat_ui.language import LANGUAGES, translate
 from chat_ui.pipeline import AnswerUpdate, Citation
 from chat_ui.prompt import Exchange
 
@@ -26,7 +26,8 @@ def message_text(message: dict) -> str:
 def history_from_messages(messages: Sequence[dict]) -> list[Exchange]:
     """Pair each user message with the answer that followed it.
 
-    Source lists are assistant messages with a metadata title, and they never go back to the model.
+    Thinking blocks (assistant messages with a metadata title) and source lists never go back
+    to the model.
     """
     exchanges: list[Exchange] = []
     question: str | None = None
@@ -35,7 +36,10 @@ def history_from_messages(messages: Sequence[dict]) -> list[Exchange]:
         if message.get("role") == "user":
             question = message_text(message)
         elif message.get("role") == "assistant" and not metadata.get("title") and question is not None:
-            exchanges.append(Exchange(question=question, answer=message_text(message)))
+            text = message_text(message)
+            if _is_sources(text):
+                continue
+            exchanges.append(Exchange(question=question, answer=text))
             question = None
     return exchanges
 
@@ -66,13 +70,16 @@ def answer_messages(update: AnswerUpdate) -> list[dict]:
     if text:
         messages.append({"role": "assistant", "content": text})
     if update.citations:
-        lines = [format_citation(citation, update) for citation in update.citations]
-        messages.append(
-            {
-                "role": "assistant",
-                "content": "\n\n".join(lines),
-                # No "status", so Gradio shows the block open: users check sources first.
-                "metadata": {"title": translate("sources.title", update.language)},
-            }
-        )
+        # Plain Markdown under a heading rather than a collapsible block: Gradio keys a block's
+        # open state by position, and the Thinking block shifts positions while it streams.
+        lines = [sources_heading(update.language), *(format_citation(c, update) for c in update.citations)]
+        messages.append({"role": "assistant", "content": "\n\n".join(lines)})
     return messages
+
+
+def sources_heading(language: str) -> str:
+    return f"**{translate('sources.title', language)}**"
+
+
+def _is_sources(text: str) -> bool:
+    return any(text.startswith(sources_heading(language)) for language in LANGUAGES)

@@ -44,9 +44,11 @@ start_mariadb() {
 
 # 1. Debian packages and services (tests only).
 if [ "$mode" = "test" ]; then
-    # fonts-nanum: the sample-PDF generator embeds NanumGothic.
-    # dpkg-dev is not needed: the lshort-ko.pdf fixture uses apt-get download and dpkg -x.
-    apt_install fonts-nanum
+    # fonts-nanum: the sample-PDF generator embeds NanumGothic, and Chromium renders Hangul with it.
+    # chromium: the browser tests drive Debian's build; Playwright's own browser download
+    # cannot reach its host from these machines.
+    # The lshort-ko.pdf fixture needs no package: it uses apt-get download and dpkg -x.
+    apt_install fonts-nanum chromium
     start_mariadb
 fi
 

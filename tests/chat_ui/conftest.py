@@ -214,3 +214,18 @@ def patent_act_page_of_article_64() -> int:
     matches = [number for number, text in enumerate(pages, start=1) if "제64조(출원공개)" in text]
     assert len(matches) == 1, f"제64조 heading found on pages {matches}"
     return matches[0]
+
+
+@pytest.fixture(scope="session")
+def small_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of the Patent Act and one guideline chapter: enough Korean text to overflow a budget."""
+    import shutil
+
+    from index_builder.build import build_index
+
+    source = tmp_path_factory.mktemp("small-source")
+    for name in ("patent_act.pdf", "guidelines_amendment.pdf"):
+        shutil.copy(SAMPLES_DIR / name, source / name)
+    out = tmp_path_factory.mktemp("small-index") / "index"
+    build_index(str(source), out, progress=False)
+    return out

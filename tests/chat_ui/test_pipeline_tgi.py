@@ -5,7 +5,6 @@ The index is real (two sample PDFs) and so is the SQLite log; only the GPU serve
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,21 +15,7 @@ from chat_ui.service import ModelEndpoint, build_pipeline
 from chat_ui.settings import ChatSettings
 from serving.retry import RetryPolicy
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "samples"
 QUESTION = "특허출원은 언제 공개되나요?"
-
-
-@pytest.fixture(scope="module")
-def small_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An index of the Patent Act and one guideline chapter: enough Korean text to overflow a budget."""
-    from index_builder.build import build_index
-
-    source = tmp_path_factory.mktemp("small-source")
-    for name in ("patent_act.pdf", "guidelines_amendment.pdf"):
-        shutil.copy(SAMPLES_DIR / name, source / name)
-    out = tmp_path_factory.mktemp("small-index") / "index"
-    build_index(str(source), out, progress=False)
-    return out
 
 
 @pytest.fixture

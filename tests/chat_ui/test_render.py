@@ -14,7 +14,7 @@ def test_sources_follow_the_answer_with_file_and_page():
     answer, sources = answer_messages(update)
 
     assert answer == {"role": "assistant", "content": "답변 [1]"}
-    assert sources["metadata"]["title"] == "출처"
+    assert sources["content"].startswith("**출처**\n\n")
     assert "patent_act.pdf, 4쪽" in sources["content"]
     assert "제64조(출원공개)" in sources["content"]
 
@@ -39,13 +39,17 @@ def test_history_skips_source_lists_and_unanswered_questions():
     messages = [
         {"role": "user", "content": [{"type": "text", "text": "Q1"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "A1"}], "metadata": None},
-        {"role": "assistant", "content": "[1] file", "metadata": {"title": "Sources"}},
+        {"role": "assistant", "content": "**Sources**\n\n[1] file", "metadata": None},
         {"role": "user", "content": "Q2"},
+        {"role": "assistant", "content": "reasoning", "metadata": {"title": "Thinking", "status": "done"}},
+        {"role": "assistant", "content": "**출처**\n\n[1] 파일"},
+        {"role": "user", "content": "Q3"},
+        {"role": "assistant", "content": "A3"},
     ]
 
     history = history_from_messages(messages)
 
-    assert [(e.question, e.answer) for e in history] == [("Q1", "A1")]
+    assert [(e.question, e.answer) for e in history] == [("Q1", "A1"), ("Q3", "A3")]
 
 
 def test_reasoning_is_a_collapsible_block_before_the_answer():
