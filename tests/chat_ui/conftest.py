@@ -229,3 +229,9 @@ def small_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("small-index") / "index"
     build_index(str(source), out, progress=False)
     return out
+
+
+@pytest.fixture(autouse=True)
+def journal_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep each test's log journal out of the repository's var/ folder."""
+    monkeypatch.setenv("VERACLAIM_LOG_JOURNAL_DIR", str(tmp_path / "journal"))

@@ -135,3 +135,24 @@ def test_question_too_long_for_budget_is_not_sent(settings, fake_tgi):
     assert "질문이 모델이 처리할 수 있는 길이를 넘습니다" in final.notice
     assert fake_tgi.chat_requests() == []
     assert _logged_turn(settings, final).error_type == "PromptTooLong"
+
+
+def test_chat_answers_through_mariadb_outage(small_index, tmp_path, fake_tgi, mariadb_url, mariadb_outage):
+    settings = ChatSettings(index_dir=small_index, log_database_url=mariadb_url, max_tokens=16)
+    pipeline = _pipeline(settings, fake_tgi)
+    conversation_id = pipeline.log.start_conversation(title="정전 중 대화")
+    assert pipeline.log.flush(timeout=30) == 0
+
+    with mariadb_outage():
+        finals = []
+        for number in range(20):
+            fake_tgi.queue(deltas=[f"답변 {number} [1]"])
+            finals.append(list(pipeline.stream(f"질문 {number}: 출원공개 시기", conversation_id=conversation_id))[-1])
+        assert [final.status for final in finals] == ["ok"] * 20
+        assert pipeline.log.flush(timeout=30) == 20, "the turns wait in the journal"
+
+    assert pipeline.log.flush(timeout=60) == 0
+    turns = pipeline.log.turns(conversation_id)
+    assert [turn.turn_id for turn in turns] == [final.turn_id for final in finals]
+    assert [turn.answer for turn in turns] == [f"답변 {number} [1]" for number in range(20)]
+    pipeline.log.close()
