@@ -14,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from chat_ui.errors import ConversationNotFoundError
 from chat_ui.pipeline import AnswerPipeline, AnswerUpdate
-from chat_ui.prompt import Exchange
 from chat_ui.service import ModelEndpoint, build_pipeline
 from chat_ui.settings import ChatSettings
 
@@ -49,8 +47,7 @@ class Veraclaim:
         A `conversation_id` from an earlier answer continues that conversation: its logged
         turns are sent to the model as history.
         """
-        history = self._history(conversation_id) if conversation_id else []
-        yield from self.pipeline.stream(question, history=history, conversation_id=conversation_id, user=user)
+        yield from self.pipeline.stream(question, conversation_id=conversation_id, user=user)
 
     def ask(self, question: str, conversation_id: str | None = None, user: str | None = None) -> AnswerUpdate:
         """Return the finished answer to `question`, with its citations and turn id."""
@@ -58,11 +55,3 @@ class Veraclaim:
         for final in self.stream(question, conversation_id=conversation_id, user=user):
             pass
         return final
-
-    def _history(self, conversation_id: str) -> list[Exchange]:
-        try:
-            turns = self.pipeline.log.turns(conversation_id)
-        except ConversationNotFoundError:
-            # An id the log never stored (made up while the log database was down) has no history.
-            return []
-        return [Exchange(question=t.question, answer=t.answer) for t in turns if t.status == "ok"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import signal
 import sys
 from pathlib import Path
@@ -41,13 +43,41 @@ def _configure_logging(verbose: bool) -> None:
     )
 
 
+# Set by --debug: errors then keep their traceback instead of a one-line message.
+_show_tracebacks = False
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False) -> None:
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")] = False,
+) -> None:
+    global _show_tracebacks
     from dotenv import load_dotenv
 
     load_dotenv(".env", override=False)
     quiet_network_defaults()
     _configure_logging(verbose)
+    _show_tracebacks = debug
+
+
+@contextmanager
+def _setup_errors() -> Iterator[None]:
+    """Turn a configuration or start-up error into one line on stderr and exit code 2."""
+    from pydantic import ValidationError
+
+    from chat_ui.errors import ChatUIError
+    from index_builder.errors import IndexBuilderError
+    from serving.errors import ServingError
+
+    try:
+        yield
+    except (ValidationError, ChatUIError, IndexBuilderError, ServingError, ValueError, OSError) as exc:
+        if _show_tracebacks:
+            raise
+        typer.echo(f"Error: {exc}", err=True)
+        typer.echo("Run with --debug for the traceback.", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -65,8 +95,9 @@ def serve(
     from serving.settings import ServingSettings
 
     overrides = {k: v for k, v in {"index_dir": index_dir, "port": port}.items() if v is not None}
-    settings = ChatSettings(**overrides)
-    serving = ServingSettings()
+    with _setup_errors():
+        settings = ChatSettings(**overrides)
+        serving = ServingSettings()
     base_url = base_url or serving.model_base_url
     model = model or serving.model_id
     if not base_url or not model:
@@ -86,7 +117,9 @@ def serve(
         token_limits=serving.token_limits(),
         tokenizer_path=serving.model_tokenizer,
     )
-    _serve(build_pipeline(settings, endpoint), settings)
+    with _setup_errors():
+        pipeline = build_pipeline(settings, endpoint)
+    _serve(pipeline, settings)
 
 
 @app.command()
@@ -101,9 +134,10 @@ def embedded(
     from serving.local_model import prepare_local_model
     from serving.local_server import LocalServer
 
-    settings = ChatSettings()
-    ensure_index(samples, settings.index_dir, force=rebuild)
-    model_dir = prepare_local_model()
+    with _setup_errors():
+        settings = ChatSettings()
+        ensure_index(samples, settings.index_dir, force=rebuild)
+        model_dir = prepare_local_model()
 
     # SIGTERM (from systemd, docker stop or kill) would end Python without unwinding, leaving
     # the model server running. As SystemExit it unwinds the `with` block, which stops it.
@@ -116,7 +150,9 @@ def embedded(
             token_limits=local_token_limits(model_dir),
             tokenizer_path=model_dir,
         )
-        _serve(build_pipeline(settings, endpoint), settings)
+        with _setup_errors():
+            pipeline = build_pipeline(settings, endpoint)
+        _serve(pipeline, settings)
 
 
 def _serve(pipeline, settings) -> None:

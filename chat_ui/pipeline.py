@@ -76,6 +76,14 @@ class AnswerUpdate:
         return self.status != "streaming"
 
 
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        return False
+    return True
+
+
 class AnswerPipeline:
     """Answer questions from one index with one model server, and log every turn."""
 
@@ -101,12 +109,16 @@ class AnswerPipeline:
     def stream(
         self,
         question: str,
-        history: Sequence[Exchange] = (),
+        history: Sequence[Exchange] | None = None,
         conversation_id: str | None = None,
         user: str | None = None,
     ) -> Iterator[AnswerUpdate]:
-        """Yield the growing answer to `question`, then a final update with status and turn id."""
-        question = question.strip()
+        """Yield the growing answer to `question`, then a final update with status and turn id.
+
+        `history=None` continues `conversation_id` with its logged turns. An id that is not a
+        UUID cannot be logged, so it starts a new conversation instead.
+        """
+        question = (question or "").strip()
         language = detect_language(question)
         update = AnswerUpdate(conversation_id=conversation_id or "", question=question, language=language)
 
@@ -116,6 +128,11 @@ class AnswerPipeline:
             yield replace(update, status="error", notice=notice)
             return
 
+        if conversation_id and not _is_uuid(conversation_id):
+            logger.warning("conversation id %r is not a UUID, so a new conversation starts", conversation_id[:80])
+            conversation_id, history = None, []
+        if history is None:
+            history = self._logged_history(conversation_id) if conversation_id else []
         if not conversation_id:
             conversation_id = self._start_conversation(user, question)
         update = replace(update, conversation_id=conversation_id)
@@ -218,9 +235,23 @@ class AnswerPipeline:
         key = "answer.server_starting" if retry.condition == "starting" else "answer.server_busy"
         return translate(key, language, seconds=max(1, round(retry.retry_in_s)))
 
+    def _logged_history(self, conversation_id: str) -> list[Exchange]:
+        try:
+            turns = self.log.turns(conversation_id)
+        except ChatUIError as exc:
+            # An unknown id, or a log database that cannot be read: answer without history.
+            logger.warning("no history for conversation %s: %s", conversation_id, exc)
+            return []
+        return [Exchange(question=t.question, answer=t.answer) for t in turns if t.status == "ok"]
+
     def _check_question(self, question: str, language: Language) -> str | None:
         if not question:
             return translate("answer.empty_question", language)
+        try:
+            question.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates (from a broken client) cannot be embedded, logged or sent.
+            return translate("answer.invalid_characters", language)
         if len(question) > MAX_QUESTION_CHARS:
             return translate(
                 "answer.question_too_long", language, length=len(question), limit=MAX_QUESTION_CHARS

@@ -7,6 +7,7 @@ a chunk holding markup shows as text instead of changing the page.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 
 from chat_ui.language import LANGUAGES, translate
@@ -44,9 +45,19 @@ def history_from_messages(messages: Sequence[dict]) -> list[Exchange]:
     return exchanges
 
 
+# Markdown's punctuation, escaped so document text cannot form links, images or emphasis.
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
+
+
+def escape_document_text(text: str) -> str:
+    """Escape HTML and Markdown in text that comes from a document, so it shows as typed."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", html.escape(text))
+
+
 def format_citation(citation: Citation, update: AnswerUpdate) -> str:
     page = translate("sources.page", update.language, page=citation.page)
-    return f"**[{citation.n}]** {html.escape(citation.file_name)}, {page} — {html.escape(citation.snippet)}"
+    file_name = escape_document_text(citation.file_name)
+    return f"**[{citation.n}]** {file_name}, {page} — {escape_document_text(citation.snippet)}"
 
 
 def answer_messages(update: AnswerUpdate) -> list[dict]:

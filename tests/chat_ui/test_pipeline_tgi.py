@@ -156,3 +156,45 @@ def test_chat_answers_through_mariadb_outage(small_index, tmp_path, fake_tgi, ma
     assert [turn.turn_id for turn in turns] == [final.turn_id for final in finals]
     assert [turn.answer for turn in turns] == [f"답변 {number} [1]" for number in range(20)]
     pipeline.log.close()
+
+
+def test_follow_up_without_history_loads_logged_turns(settings, fake_tgi):
+    fake_tgi.queue(deltas=["1년 6개월 후입니다 [1]."])
+    fake_tgi.queue(deltas=["단축할 수 있습니다 [2]."])
+    pipeline = _pipeline(settings, fake_tgi)
+
+    first = list(pipeline.stream(QUESTION))[-1]
+    second = list(pipeline.stream("그 기간은 단축할 수 있나요?", conversation_id=first.conversation_id))[-1]
+
+    messages = fake_tgi.chat_requests()[-1].body["messages"]
+    assert second.conversation_id == first.conversation_id
+    assert QUESTION in [message["content"] for message in messages if message["role"] == "user"]
+    assert "1년 6개월 후입니다 [1]." in [message["content"] for message in messages if message["role"] == "assistant"]
+
+
+@pytest.mark.parametrize(
+    "conversation_id",
+    [
+        "'; DROP TABLE turn;--",  # SQL-looking text
+        "not-a-uuid",  # plain text
+    ],
+)
+def test_invalid_conversation_id_starts_new_logged_conversation(settings, fake_tgi, conversation_id):
+    fake_tgi.queue(deltas=["답변 [1]"])
+    pipeline = _pipeline(settings, fake_tgi)
+
+    final = list(pipeline.stream(QUESTION, conversation_id=conversation_id))[-1]
+
+    assert final.status == "ok"
+    assert final.conversation_id != conversation_id
+    assert _logged_turn(settings, final).question == QUESTION
+
+
+def test_lone_surrogate_in_question_gets_notice(settings, fake_tgi):
+    pipeline = _pipeline(settings, fake_tgi)
+
+    final = list(pipeline.stream("\udcff 출원공개"))[-1]
+
+    assert final.status == "error"
+    assert "처리할 수 없는 문자" in final.notice
+    assert fake_tgi.chat_requests() == []

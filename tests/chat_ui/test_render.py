@@ -15,8 +15,8 @@ def test_sources_follow_the_answer_with_file_and_page():
 
     assert answer == {"role": "assistant", "content": "답변 [1]"}
     assert sources["content"].startswith("**출처**\n\n")
-    assert "patent_act.pdf, 4쪽" in sources["content"]
-    assert "제64조(출원공개)" in sources["content"]
+    assert "patent\\_act\\.pdf, 4쪽" in sources["content"]
+    assert "제64조\\(출원공개\\)" in sources["content"]
 
 
 def test_markup_in_sources_is_escaped():
@@ -26,7 +26,19 @@ def test_markup_in_sources_is_escaped():
     sources = answer_messages(update)[-1]["content"]
 
     assert "<img" not in sources and "<style>" not in sources and "<b>" not in sources
-    assert "&lt;img src=x onerror=alert(1)&gt;" in sources
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in sources
+
+
+def test_markdown_in_sources_cannot_form_links_or_images():
+    hostile = _citation(file_name="![x](http://127.0.0.1:9/p.png).pdf", snippet="[click](javascript:alert(1)) **bold**")
+    update = AnswerUpdate("c1", "q", "en", citations=(hostile,), status="ok")
+
+    sources = answer_messages(update)[-1]["content"]
+
+    assert "![x](" not in sources
+    assert "[click](" not in sources
+    assert "**bold**" not in sources
+    assert "\\!\\[x\\]\\(http" in sources
 
 
 def test_notice_is_appended_to_partial_answer():
