@@ -13,24 +13,16 @@ logger = logging.getLogger(__name__)
 
 
 def ensure_index(samples: Path, index_dir: Path, *, force: bool = False) -> None:
-    """Build `index_dir` from `samples` unless its manifest already lists exactly those PDFs."""
+    """Bring `index_dir` up to date with the PDFs in `samples`.
+
+    The build is incremental: with no PDF changed it publishes nothing and takes about a
+    second, so it runs on every start. `force` re-reads every PDF.
+    """
     if not samples.is_dir():
-        raise FileNotFoundError(
-            f"sample folder {samples} not found: pass --samples with a folder of PDFs"
-        )
+        raise FileNotFoundError(f"sample folder {samples} not found: pass --samples with a folder of PDFs")
 
-    expected = sorted(p.name for p in samples.iterdir() if p.suffix.lower() == ".pdf")
-    manifest_path = index_dir / "manifest.json"
-    if not force and manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        indexed = sorted(doc["file_name"] for doc in manifest.get("documents", []))
-        if indexed == expected:
-            logger.info("index %s already contains the %d sample PDFs", index_dir, len(expected))
-            return
-
-    # NOTE: a changed PDF with an unchanged name is not detected here; pass --rebuild.
-    logger.info("building index %s from %d PDFs in %s", index_dir, len(expected), samples)
-    build_index(str(samples), index_dir)
+    logger.info("updating index %s from the PDFs in %s", index_dir, samples)
+    build_index(str(samples), index_dir, full=force)
 
 
 def local_token_limits(model_dir: Path) -> TokenLimits:

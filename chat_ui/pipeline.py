@@ -290,8 +290,8 @@ class AnswerPipeline:
             return conversation_id
 
     def _index_version(self) -> str | None:
-        manifest = self.retriever.reader.manifest
-        version = manifest.get("version") or manifest.get("created_at")
+        reader = self.retriever.reader
+        version = getattr(reader, "version", None) or reader.manifest.get("created_at")
         return None if version is None else str(version)
 
     def _record(

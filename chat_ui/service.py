@@ -53,7 +53,9 @@ def build_pipeline(settings: ChatSettings, endpoint: ModelEndpoint) -> AnswerPip
         endpoint.base_url,
     )
     return AnswerPipeline(
-        IndexRetriever(reader=reader, k=settings.top_k, mode=settings.retrieval_mode),
+        IndexRetriever(
+            reader=reader, k=settings.top_k, mode=settings.retrieval_mode, index_path=Path(settings.index_dir)
+        ),
         client,
         log,
         settings,

@@ -48,12 +48,17 @@ class DownloadError(IndexBuilderError, OSError):
 
 
 class UnreadablePdfError(IndexBuilderError, ValueError):
-    """A PDF that yields no text. ``reason`` is the short text stored in the build report."""
+    """A PDF that yields no text. ``reason`` is the short text stored in the build report.
 
-    def __init__(self, path: object, reason: str) -> None:
+    ``pages`` lists the 1-based pages that the reason applies to, where it applies to pages
+    (scanned pages for NoTextLayerError, garbled ones for GarbledTextError).
+    """
+
+    def __init__(self, path: object, reason: str, pages: list[int] | None = None) -> None:
         super().__init__(f"cannot read {path}: {reason}")
         self.path = path
         self.reason = reason
+        self.pages = list(pages or [])
 
 
 class EncryptedPdfError(UnreadablePdfError):
@@ -66,6 +71,14 @@ class CorruptPdfError(UnreadablePdfError):
 
 class NoTextLayerError(UnreadablePdfError):
     """A PDF whose pages contain no extractable text, such as a scan without OCR."""
+
+
+class GarbledTextError(UnreadablePdfError):
+    """A PDF whose extracted text is garbage on every page, as from fonts without a usable ToUnicode map."""
+
+
+class DocumentLimitError(UnreadablePdfError):
+    """A PDF whose extraction exceeded the time or memory limit per document, or crashed its worker."""
 
 
 # Models and indexes.
@@ -109,3 +122,22 @@ class NothingIndexedError(IndexBuilderError, RuntimeError):
 
 class OutputDirError(IndexBuilderError, FileExistsError):
     """An output folder that exists and does not contain an index, so a build will not replace it."""
+
+
+# Versions and publishing.
+
+
+class BuildLockedError(IndexBuilderError, BlockingIOError):
+    """Another build, rollback or pull holds the lock of the index folder."""
+
+
+class ValidationFailedError(IndexBuilderError, ValueError):
+    """A new index version that failed validation, so CURRENT still names the old one."""
+
+
+class VersionNotFoundError(IndexBuilderError, LookupError):
+    """A rollback or pull that names a version the index folder or bucket does not contain."""
+
+
+class PublishError(IndexBuilderError, ConnectionError):
+    """An upload to or download from S3 of an index version that failed."""

@@ -6,6 +6,8 @@ option), then the environment, then the default below.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -41,3 +43,37 @@ class IndexBuilderSettings(BaseSettings):
         description="Tokens that consecutive chunks of one page share.",
     )
     embedding_batch_size: int = Field(default=32, ge=1, description="Chunks per embedding batch.")
+
+    keep_versions: int = Field(
+        default=3,
+        ge=2,
+        description=(
+            "Index versions kept in the index folder, the current one included. At least 2, so "
+            "a chat replica that is still loading the previous version never finds it deleted."
+        ),
+    )
+    document_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Wall-clock seconds that reading one PDF may take before it is skipped.",
+    )
+    document_memory_mb: int = Field(
+        default=2048,
+        ge=64,
+        description="Address space in MiB that reading one PDF may add to its worker process.",
+    )
+    download_concurrency: int = Field(
+        default=4, ge=1, le=64, description="S3 objects downloaded at the same time."
+    )
+    download_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Attempts per S3 object whose download ends short of its ContentLength.",
+    )
+    s3_retry_mode: Literal["standard", "adaptive"] = Field(
+        default="standard",
+        description="botocore retry mode for S3 requests; adaptive also rate-limits the client.",
+    )
+    s3_max_attempts: int = Field(
+        default=5, ge=1, description="botocore attempts per S3 request, the first one included."
+    )

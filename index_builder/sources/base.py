@@ -14,18 +14,24 @@ class SourceDocument:
 
     ``uri`` identifies the document in the index and in citations: ``s3://bucket/key``
     with the key as stored, or a ``file:///`` URI with percent-encoding as in RFC 8089.
-    ``file_name`` is the last path segment, for display.
+    ``file_name`` is the last path segment in NFC, for display. ``size`` (bytes), ``etag``
+    (S3 only, quotes included) and ``last_modified`` (ISO 8601, UTC) come from the listing,
+    and let a rebuild recognise an unchanged document without reading it.
     """
 
     uri: str
     file_name: str
     size: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 class Source(ABC):
     """A folder of PDFs: list them, then fetch each as a local file to read."""
 
     uri: str
+    # Documents that the build may fetch at the same time: 1 for a local folder.
+    concurrency: int = 1
 
     @abstractmethod
     def list_documents(self) -> Iterator[SourceDocument]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -27,7 +29,14 @@ class LocalSource(Source):
         for path in sorted(self.root.rglob("*")):
             if path.suffix.lower() != ".pdf" or not path.is_file():
                 continue
-            yield SourceDocument(uri=path.as_uri(), file_name=path.name, size=path.stat().st_size)
+            stat = path.stat()
+            modified = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC).isoformat(timespec="microseconds")
+            yield SourceDocument(
+                uri=path.as_uri(),
+                file_name=unicodedata.normalize("NFC", path.name),
+                size=stat.st_size,
+                last_modified=modified,
+            )
 
     def fetch(self, document: SourceDocument, workdir: Path) -> Path:
         return path_from_file_uri(document.uri)

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import subprocess
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import pytest
 from fpdf import FPDF
 from huggingface_hub import constants
 from PIL import Image, ImageDraw
-from pypdf import PdfWriter
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import NameObject
 
 from index_builder.embed import Embedder, load_embedder
 from index_builder.settings import DEFAULT_EMBEDDING_MODEL
@@ -32,6 +34,7 @@ NANUM_GOTHIC = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")
 TEST_DATA_CACHE = Path.home() / ".cache" / "veraclaim" / "test-data"
 TEXLIVE_KOREAN_DEB = "texlive-lang-korean"
 LSHORT_KO_IN_PACKAGE = "usr/share/doc/texlive-doc/latex/lshort-korean/lshort-ko.pdf"
+KOTEX_DOC_IN_PACKAGE = "usr/share/doc/texlive-doc/latex/kotex-utf/kotex-doc.pdf"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -77,10 +80,12 @@ class PdfMaker:
         pdf.multi_cell(0, 7, text)
         return bytes(pdf.output())
 
-    def encrypted(self, path: Path, pages: Sequence[str], password: str = "secret") -> Path:
-        """Write a Korean PDF that needs ``password`` to open (AES-256, made with pypdf)."""
+    def encrypted(
+        self, path: Path, pages: Sequence[str], password: str = "secret", algorithm: str = "AES-256"
+    ) -> Path:
+        """Write a Korean PDF that needs ``password`` to open (made with pypdf, whose AES needs cryptography)."""
         writer = PdfWriter(clone_from=io.BytesIO(self.korean_bytes(pages)))
-        writer.encrypt(user_password=password, owner_password="owner-" + password, algorithm="AES-256")
+        writer.encrypt(user_password=password, owner_password="owner-" + password, algorithm=algorithm)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as file:
             writer.write(file)
@@ -104,6 +109,64 @@ class PdfMaker:
         pdf.output(str(path))
         return path
 
+    def with_scanned_pages(self, path: Path, pages: Sequence[str | None]) -> Path:
+        """Write a Korean PDF in which each None page is a raster image without text, like a scan."""
+        image = Image.new("RGB", (400, 200), "white")
+        ImageDraw.Draw(image).rectangle((40, 40, 360, 160), outline="black", width=6)
+        pdf = FPDF()
+        pdf.add_font("NanumGothic", "", str(NANUM_GOTHIC))
+        pdf.set_font("NanumGothic", size=11)
+        for text in pages:
+            pdf.add_page()
+            if text is None:
+                pdf.image(image, x=10, y=10, w=150)
+            else:
+                pdf.multi_cell(0, 7, text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pdf.output(str(path))
+        return path
+
+    def without_tounicode(self, path: Path, pages: Sequence[str]) -> Path:
+        """Write a Korean PDF whose font has no ToUnicode map, so extraction returns glyph ids."""
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(self.korean_bytes(pages))))
+        for page in writer.pages:
+            fonts = page["/Resources"]["/Font"]
+            for name in fonts:
+                font = fonts[name].get_object()
+                if "/ToUnicode" in font:
+                    del font[NameObject("/ToUnicode")]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as file:
+            writer.write(file)
+        return path
+
+    def raw(self, path: Path, content: bytes) -> Path:
+        """Write a one-page PDF whose page content stream is ``content``, with Helvetica as /F1.
+
+        The stream is compressed, so millions of drawing operators fit in a small file.
+        """
+        stream = zlib.compress(content, 1)
+        objects = [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+            b"<< /Filter /FlateDecode /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        ]
+        data = bytearray(b"%PDF-1.4\n")
+        offsets = []
+        for number, body in enumerate(objects, start=1):
+            offsets.append(len(data))
+            data += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+        xref = len(data)
+        data += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+        data += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+        data += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes(data))
+        return path
+
     def not_a_pdf(self, path: Path) -> Path:
         """Write a text file with a .pdf name."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +187,15 @@ def embedder() -> Embedder:
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.fixture(scope="session")
+def kotex_doc_pdf(lshort_ko_pdf: Path) -> Path:
+    """Return kotex-doc.pdf from the same package, whose fonts make pdfium return garbage Hangul."""
+    pdf = TEST_DATA_CACHE / TEXLIVE_KOREAN_DEB / KOTEX_DOC_IN_PACKAGE
+    if not pdf.is_file():
+        pytest.fail(f"{KOTEX_DOC_IN_PACKAGE} is not in {TEXLIVE_KOREAN_DEB}")
+    return pdf
 
 
 @pytest.fixture(scope="session")

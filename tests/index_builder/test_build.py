@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from index_builder.build import BuildReport, build_index, index_document
-from index_builder.chunk import PageChunker
+from index_builder.build import BuildReport, build_index
 from index_builder.embed import packaged_default_model_dir
 from index_builder.errors import EmbeddingModelError, NothingIndexedError, OutputDirError
 from index_builder.settings import DEFAULT_EMBEDDING_MODEL, IndexBuilderSettings
 from index_builder.sources import SourceDocument
+from index_builder.reading import ReadRequest, fetch_document
 from index_builder.sources.local import LocalSource
 from index_builder.store import open_index
+from index_builder.versions import served_dir
 
 GOOD_PAGES = {
     "출원서 1.pdf": [
@@ -29,7 +30,7 @@ GOOD_PAGES = {
 # Each unreadable file with the reason that the report must give for it.
 BAD_FILES = [
     # Needs a user password.
-    ("encrypted.pdf", lambda pdfs, path: pdfs.encrypted(path, ["비밀"]), "password-protected PDF"),
+    ("encrypted.pdf", lambda pdfs, path: pdfs.encrypted(path, ["비밀"]), "password required"),
     # The second half is missing.
     (
         "truncated.pdf",
@@ -73,7 +74,7 @@ def test_report_lists_indexed_and_skipped(mixed_build: tuple[BuildReport, Path])
 
 def test_manifest_records_each_document(mixed_build: tuple[BuildReport, Path]) -> None:
     report, out = mixed_build
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((served_dir(out) / "manifest.json").read_text(encoding="utf-8"))
 
     documents = {document["file_name"]: document for document in manifest["documents"]}
     assert documents["출원서 1.pdf"]["status"] == "ok"
@@ -90,7 +91,7 @@ def test_manifest_records_each_document(mixed_build: tuple[BuildReport, Path]) -
 
 def test_blank_pages_make_no_chunks(mixed_build: tuple[BuildReport, Path]) -> None:
     _, out = mixed_build
-    records = [json.loads(line) for line in (out / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(line) for line in (served_dir(out) / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
 
     pages = sorted((record["file_name"], record["page"]) for record in records)
     assert pages == [("claims+abstract.pdf", 1), ("출원서 1.pdf", 1), ("출원서 1.pdf", 3)]
@@ -104,7 +105,8 @@ def test_only_bad_pdfs(tmp_path: Path, pdfs) -> None:
         build_index(str(tmp_path / "source"), tmp_path / "index", progress=False)
 
     assert len(raised.value.report.skipped) == 4
-    assert not (tmp_path / "index").exists()
+    # Only the lock file exists: no version, no CURRENT, no staging folder.
+    assert [path.name for path in (tmp_path / "index").iterdir()] == [".lock"]
 
 
 def test_failed_build_keeps_old_index(tmp_path: Path, pdfs) -> None:
@@ -136,16 +138,16 @@ def test_output_folder_with_other_files(tmp_path: Path, pdfs) -> None:
     assert (tmp_path / "home" / "thesis.tex").is_file()
 
 
-def test_file_deleted_after_listing(tmp_path: Path, embedder) -> None:
+def test_file_deleted_after_listing(tmp_path: Path) -> None:
     # A document that disappears between listing and reading is skipped, not fatal.
     source = LocalSource(tmp_path)
     document = SourceDocument(uri=(tmp_path / "gone.pdf").as_uri(), file_name="gone.pdf")
 
-    status, chunks = index_document(source, document, tmp_path / "work", PageChunker(embedder))
+    status, path = fetch_document(source, ReadRequest(document), tmp_path / "work")
 
     assert status.status == "skipped"
     assert "cannot read file" in status.reason
-    assert chunks == []
+    assert path is None
 
 
 def test_embedding_model_from_environment(tmp_path: Path, pdfs, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,7 +157,7 @@ def test_embedding_model_from_environment(tmp_path: Path, pdfs, monkeypatch: pyt
 
     build_index(str(tmp_path / "source"), tmp_path / "index", progress=False)
 
-    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((served_dir(tmp_path / "index") / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["embedding_model"] == model_folder
     assert open_index(tmp_path / "index").embedding_model == model_folder
 

@@ -36,7 +36,7 @@ def test_build_then_search(tmp_path: Path, pdfs, runner: CliRunner) -> None:
 
     assert built.exit_code == 0, built.output
     assert "Indexed 1 of 3 document(s) into 2 chunks" in built.stdout
-    assert "locked.pdf: password-protected PDF" in built.stdout
+    assert "locked.pdf: password required" in built.stdout
     assert "notes.pdf: not a PDF file" in built.stdout
 
     found = runner.invoke(app, ["search", str(out), SENSOR, "-k", "1"])
@@ -58,8 +58,8 @@ def test_build_only_bad_pdfs(tmp_path: Path, pdfs, runner: CliRunner) -> None:
 
     assert result.exit_code == 1
     assert "Error: none of the 2 PDF(s)" in result.stderr
-    assert "locked.pdf: password-protected PDF" in result.stdout
-    assert not (tmp_path / "index").exists()
+    assert "locked.pdf: password required" in result.stdout
+    assert not (tmp_path / "index" / "CURRENT").exists()
 
 
 USAGE_ERRORS = [

@@ -50,7 +50,7 @@ UNREADABLE = [
         # A user password is required to decrypt the content.
         lambda pdfs, path: pdfs.encrypted(path, ["비밀 문서"]),
         EncryptedPdfError,
-        "password-protected",
+        "password required",
         id="encrypted",
     ),
     pytest.param(

@@ -12,6 +12,7 @@ from index_builder.build import build_index
 from index_builder.errors import IndexFormatError, IndexNotFoundError, InvalidQueryError
 from index_builder.keyword import analyze, reciprocal_rank_fusion
 from index_builder.store import IndexReader, open_index
+from index_builder.versions import served_dir
 
 PAGES = {
     "semiconductor.pdf": [
@@ -115,7 +116,7 @@ def test_unknown_mode_is_rejected(reader):
 
 def test_missing_keyword_index_names_rebuild(built_index, tmp_path):
     copy = tmp_path / "index"
-    shutil.copytree(built_index, copy)
+    shutil.copytree(served_dir(built_index), copy)
     shutil.rmtree(copy / "keyword")
 
     with pytest.raises(IndexNotFoundError, match="keyword index .* is missing. Rebuild"):
@@ -124,7 +125,7 @@ def test_missing_keyword_index_names_rebuild(built_index, tmp_path):
 
 def test_keyword_index_of_other_chunks_is_rejected(built_index, tmp_path):
     copy = tmp_path / "index"
-    shutil.copytree(built_index, copy)
+    shutil.copytree(served_dir(built_index), copy)
     ids_file = copy / "keyword" / "chunk_ids.json"
     ids = json.loads(ids_file.read_text())
     ids_file.write_text(json.dumps([chunk_id + 1000 for chunk_id in ids]))

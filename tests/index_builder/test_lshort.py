@@ -14,6 +14,7 @@ from index_builder.build import BuildReport, build_index
 from index_builder.clean import clean_text
 from index_builder.extract import extract_pages
 from index_builder.store import IndexReader, open_index
+from index_builder.versions import served_dir
 
 # A sentence from the preface (서문, printed page v). The default model, all-MiniLM-L6-v2,
 # is English-only: queried with single sentences from every third page of this PDF, it
@@ -81,7 +82,7 @@ def test_chunks_come_from_their_page(lshort_ko_pdf: Path, lshort_reader: IndexRe
 @pytest.mark.slow
 def test_manifest_counts_pages(lshort_build: tuple[BuildReport, Path]) -> None:
     report, out = lshort_build
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((served_dir(out) / "manifest.json").read_text(encoding="utf-8"))
 
     [document] = manifest["documents"]
     assert document["status"] == "ok"

@@ -19,9 +19,11 @@ from index_builder.errors import (
     IndexNotFoundError,
     InvalidQueryError,
     OutputDirError,
+    ValidationFailedError,
 )
 from index_builder.settings import DEFAULT_EMBEDDING_MODEL
-from index_builder.store import Chunk, Hit, IndexReader, open_index, write_index
+from index_builder.store import Chunk, Hit, IndexReader, open_index, write_index, write_version
+from index_builder.versions import current_version, served_dir
 
 # One topic per page, so a query names its page.
 PAGES = {
@@ -49,9 +51,9 @@ def built_index(tmp_path_factory: pytest.TempPathFactory, pdfs) -> Path:
 
 @pytest.fixture
 def index_copy(built_index: Path, tmp_path: Path) -> Path:
-    """A copy of the built index that a test may damage."""
+    """A copy of the served version folder that a test may damage; open_index reads it directly."""
     copy = tmp_path / "index"
-    shutil.copytree(built_index, copy)
+    shutil.copytree(served_dir(built_index), copy)
     return copy
 
 
@@ -61,14 +63,20 @@ def reader(built_index: Path) -> IndexReader:
 
 
 def test_files_and_manifest(built_index: Path, reader: IndexReader) -> None:
-    manifest = json.loads((built_index / "manifest.json").read_text(encoding="utf-8"))
+    version = current_version(built_index)
+    folder = built_index / "versions" / version
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
 
-    assert sorted(path.name for path in built_index.iterdir()) == [
+    assert sorted(path.name for path in built_index.iterdir()) == [".lock", "CURRENT", "versions"]
+    assert [path.name for path in (built_index / "versions").iterdir()] == [version]
+    assert sorted(path.name for path in folder.iterdir()) == [
         "chunks.jsonl",
         "index.faiss",
         "keyword",
         "manifest.json",
     ]
+    assert reader.version == version
+    assert manifest["version"] == version
     assert manifest["format_version"] == 2
     assert manifest["embedding_model"] == DEFAULT_EMBEDDING_MODEL
     assert manifest["dimension"] == 384
@@ -79,19 +87,30 @@ def test_files_and_manifest(built_index: Path, reader: IndexReader) -> None:
     assert reader.manifest == manifest
     assert reader.embedding_model == DEFAULT_EMBEDDING_MODEL
     documents = {document["file_name"]: document for document in manifest["documents"]}
-    assert documents["semiconductor.pdf"] == {
-        "uri": documents["semiconductor.pdf"]["uri"],
+    record = documents["semiconductor.pdf"]
+    assert record == {
+        "uri": record["uri"],
         "file_name": "semiconductor.pdf",
         "pages": 3,
         "chunks": 2,
         "status": "ok",
         "reason": None,
+        "size": record["size"],
+        "etag": None,
+        "last_modified": record["last_modified"],
+        "sha256": record["sha256"],
+        "transient": False,
+        "ocr_pages": [],
+        "garbled_pages": [],
     }
+    assert record["size"] > 1000
+    assert len(record["sha256"]) == 64
+    assert record["last_modified"].endswith("+00:00")
     assert documents["brake.pdf"]["chunks"] == 2
 
 
 def test_chunks_jsonl_is_plain_json(built_index: Path) -> None:
-    lines = (built_index / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (served_dir(built_index) / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]
 
     assert [record["id"] for record in records] == [0, 1, 2, 3]
@@ -108,7 +127,7 @@ def test_chunks_jsonl_is_plain_json(built_index: Path) -> None:
 
 
 def test_faiss_ids_are_chunk_ids(built_index: Path) -> None:
-    index = faiss.read_index(str(built_index / "index.faiss"))
+    index = faiss.read_index(str(served_dir(built_index) / "index.faiss"))
 
     assert isinstance(index, faiss.IndexIDMap2)
     assert index.ntotal == 4
@@ -248,19 +267,54 @@ def test_changed_dimension_in_manifest(index_copy: Path) -> None:
     assert "384" in str(raised.value)
 
 
-def test_model_dimension_differs_from_index(tmp_path: Path) -> None:
-    # An index whose vectors have 8 dimensions but which names the 384-dimension default model.
-    vectors = np.eye(2, 8, dtype=np.float32)
+def eight_dimension_chunks() -> tuple[list[Chunk], np.ndarray]:
+    """Two chunks with 8-dimension vectors, which the 384-dimension default model cannot query."""
     chunks = [
         Chunk(chunk_id, f"청크 {chunk_id}", "file:///x.pdf", "x.pdf", 1, chunk_id) for chunk_id in range(2)
     ]
-    write_index(tmp_path / "index", chunks, vectors, embedding_model=DEFAULT_EMBEDDING_MODEL, documents=[])
+    return chunks, np.eye(2, 8, dtype=np.float32)
+
+
+def test_model_dimension_differs_from_index(tmp_path: Path) -> None:
+    chunks, vectors = eight_dimension_chunks()
+    write_version(tmp_path / "index", chunks, vectors, embedding_model=DEFAULT_EMBEDDING_MODEL, documents=[])
 
     with pytest.raises(IndexMismatchError) as raised:
         open_index(tmp_path / "index")
 
     assert "dimension 384" in str(raised.value)
     assert "dimension 8" in str(raised.value)
+
+
+def test_publish_rejects_version_that_fails_validation(tmp_path: Path) -> None:
+    # A served index, then a version whose dimension does not match its model.
+    out = tmp_path / "index"
+    good = [Chunk(0, "좋은 청크", "file:///a.pdf", "a.pdf", 1, 0)]
+    write_index(out, good, np.eye(1, 384, dtype=np.float32), embedding_model=DEFAULT_EMBEDDING_MODEL, documents=[])
+    served = current_version(out)
+    chunks, vectors = eight_dimension_chunks()
+
+    with pytest.raises(ValidationFailedError, match="dimension") as raised:
+        write_index(out, chunks, vectors, embedding_model=DEFAULT_EMBEDDING_MODEL, documents=[])
+
+    assert isinstance(raised.value, ValueError)
+    assert current_version(out) == served
+    assert [path.name for path in (out / "versions").iterdir()] == [served]
+    assert not [path for path in out.iterdir() if path.name.startswith(".staging-")]
+    assert open_index(out).chunk(0).text == "좋은 청크"
+
+
+def test_publish_rejects_empty_version(tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailedError, match="no chunks"):
+        write_index(
+            tmp_path / "index",
+            [],
+            np.zeros((0, 384), dtype=np.float32),
+            embedding_model=DEFAULT_EMBEDDING_MODEL,
+            documents=[],
+        )
+
+    assert current_version(tmp_path / "index") is None
 
 
 DAMAGED = [
@@ -301,7 +355,7 @@ def test_write_refuses_folder_that_is_not_an_index(tmp_path: Path) -> None:
     assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "keep me"
 
 
-def test_write_replaces_index(tmp_path: Path) -> None:
+def test_write_publishes_new_version(tmp_path: Path) -> None:
     out = tmp_path / "index"
     first = [Chunk(0, "첫 번째", "file:///a.pdf", "a.pdf", 1, 0)]
     second = [
@@ -309,11 +363,16 @@ def test_write_replaces_index(tmp_path: Path) -> None:
         Chunk(1, "세 번째", "file:///b.pdf", "b.pdf", 3, 1),
     ]
 
-    write_index(out, first, np.eye(1, 8, dtype=np.float32), embedding_model="m", documents=[])
-    write_index(out, second, np.eye(2, 8, dtype=np.float32), embedding_model="m", documents=[])
+    write_index(out, first, np.eye(1, 384, dtype=np.float32), embedding_model=DEFAULT_EMBEDDING_MODEL, documents=[])
+    first_version = current_version(out)
+    write_index(out, second, np.eye(2, 384, dtype=np.float32), embedding_model=DEFAULT_EMBEDDING_MODEL, documents=[])
 
-    records = [json.loads(line) for line in (out / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
+    served = served_dir(out)
+    records = [json.loads(line) for line in (served / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [record["text"] for record in records] == ["두 번째", "세 번째"]
-    # No staging or retired folders are left beside the index.
+    assert current_version(out) > first_version
+    # The previous version stays for a rollback, and no staging folder is left behind.
+    assert sorted(path.name for path in (out / "versions").iterdir()) == [first_version, current_version(out)]
+    assert sorted(path.name for path in out.iterdir()) == [".lock", "CURRENT", "versions"]
     assert [path.name for path in tmp_path.iterdir()] == ["index"]
-    assert oct(out.stat().st_mode & 0o777) == oct(0o755)
+    assert oct(served.stat().st_mode & 0o777) == oct(0o755)
