@@ -100,9 +100,16 @@ class S3Source(Source):
         self.endpoint_url = endpoint_url
         self.settings = settings or IndexBuilderSettings()
         self.concurrency = self.settings.download_concurrency
-        self._client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url, config=client_config(self.settings)
-        )
+        try:
+            self._client = boto3.session.Session().client(
+                "s3", endpoint_url=endpoint_url, config=client_config(self.settings)
+            )
+        except ValueError as error:
+            # botocore rejects a malformed endpoint (from --endpoint-url or AWS_ENDPOINT_URL) here.
+            raise InvalidSourceError(
+                f"S3 endpoint {endpoint_url or '(from AWS_ENDPOINT_URL)'} is invalid ({error}). "
+                "Pass --endpoint-url http://HOST:PORT or unset AWS_ENDPOINT_URL."
+            ) from error
 
     def list_documents(self) -> Iterator[SourceDocument]:
         paginator = self._client.get_paginator("list_objects_v2")

@@ -145,3 +145,15 @@ def test_local_source_lists_pdfs_recursively(tmp_path: Path) -> None:
         assert document.uri.startswith("file:///")
         assert source.fetch(document, tmp_path / "unused").is_file()
     assert source.fetch(documents[1], tmp_path) == tmp_path.resolve() / "a" / "특허 출원+1.PDF"
+
+
+def test_malformed_s3_endpoint_is_invalid_source(monkeypatch):
+    from index_builder.errors import InvalidSourceError
+    from index_builder.sources import open_source
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+    with pytest.raises(InvalidSourceError, match="S3 endpoint not-a-url is invalid"):
+        open_source("s3://bucket/prefix/", endpoint_url="not-a-url")
