@@ -125,7 +125,7 @@ def serve(
 @app.command()
 def embedded(
     samples: Annotated[Path, typer.Option(help="Folder of PDFs to index.")] = SAMPLES_DIR,
-    rebuild: Annotated[bool, typer.Option(help="Rebuild the index even when it matches the PDFs.")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Re-read every PDF, not only new or changed ones.")] = False,
 ) -> None:
     """Run everything on this machine: the local model, the sample index and the chat on 127.0.0.1:7860."""
     from chat_ui.embedded import ensure_index, local_token_limits
