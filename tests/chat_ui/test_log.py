@@ -735,6 +735,8 @@ def test_deleted_sqlite_directory_journals_turn(tmp_path: Path, settings: LogSet
 
 def test_sqlite_url_relative_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    # The conftest points every test's journal into tmp_path; this test checks the default.
+    monkeypatch.delenv("VERACLAIM_LOG_JOURNAL_DIR", raising=False)
 
     with ConversationLog.open("sqlite:///var/veraclaim.sqlite3") as log:
         log.start_conversation()
