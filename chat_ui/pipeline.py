@@ -1,8 +1,9 @@
 """The answer pipeline: retrieve, build the prompt, stream the model's answer, cite, log.
 
-Every question that reaches the model is logged exactly once, whatever happens to the
-stream: a model failure keeps the partial answer, and a closed stream (the user left or
-pressed stop) is logged as "interrupted".
+Every question that reaches retrieval is handed to the log exactly once, whatever happens
+to the stream: a model failure keeps the partial answer, and a closed stream (the user left
+or pressed stop) is logged as "interrupted". The log writes in the background, so a process
+killed with SIGKILL can lose turns still in its queue.
 """
 
 from __future__ import annotations
