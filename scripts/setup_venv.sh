@@ -53,9 +53,10 @@ if [ "$mode" = "test" ]; then
 fi
 
 # 2. The virtual environment.
-if [ ! -x "$venv/bin/python" ]; then
+# A venv whose creation was interrupted has a python but no pip: start it again.
+if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
     log "creating virtual environment at $venv"
-    "$python" -m venv "$venv"
+    "$python" -m venv --clear "$venv"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 
