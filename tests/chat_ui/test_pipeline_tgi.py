@@ -60,7 +60,7 @@ def test_think_block_split_across_chunks_is_kept_apart(settings, fake_tgi):
     assert "/think" in fake_tgi.chat_requests()[-1].body["messages"][-1]["content"]
 
 
-def test_stream_starting_with_think_shows_no_empty_answer_bubble(settings, fake_tgi):
+def test_think_first_stream_no_empty_bubble(settings, fake_tgi):
     fake_tgi.queue(deltas=["<think>", "검토 중"], finish_reason="length")
     pipeline = _pipeline(settings, fake_tgi)
 
