@@ -17,13 +17,6 @@ from chat_ui.settings import ChatSettings
 
 logger = logging.getLogger(__name__)
 
-# System fonts only: the default theme loads Google Fonts, which a closed network never answers.
-_THEME = gr.themes.Default(
-    font=["Noto Sans KR", "Apple SD Gothic Neo", "Malgun Gothic", "NanumGothic", "sans-serif"],
-    font_mono=["ui-monospace", "monospace"],
-)
-
-
 def build_i18n() -> gr.I18n:
     """Korean and English catalogs; browsers set to Korean get Korean, all others English."""
     return gr.I18n(ko=catalog("ko"), en=catalog("en"))
@@ -102,18 +95,3 @@ def build_app(pipeline: AnswerPipeline, settings: ChatSettings) -> gr.Blocks:
 
     demo.queue(default_concurrency_limit=settings.concurrency_limit)
     return demo
-
-
-def launch(demo: gr.Blocks, settings: ChatSettings, *, prevent_thread_lock: bool = False) -> None:
-    """Serve `demo` on the configured host and port, never through a share link."""
-    logger.info("serving the chat on http://%s:%d", settings.host, settings.port)
-    demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=False,
-        i18n=build_i18n(),
-        theme=_THEME,
-        prevent_thread_lock=prevent_thread_lock,
-        show_error=False,
-        quiet=True,
-    )

@@ -157,7 +157,8 @@ def embedded(
 
 def _serve(pipeline, settings) -> None:
     """Serve the chat until it stops, then let the log write what it still has queued."""
-    from chat_ui.app import build_app, launch
+    from chat_ui.app import build_app
+    from chat_ui.server import launch
 
     try:
         launch(build_app(pipeline, settings), settings)

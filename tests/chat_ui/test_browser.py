@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from chat_ui.app import build_app, launch
+from chat_ui.app import build_app
+from chat_ui.server import launch
 from chat_ui.log import ConversationLog
 from chat_ui.service import ModelEndpoint, build_pipeline
 from chat_ui.settings import ChatSettings

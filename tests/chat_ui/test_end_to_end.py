@@ -143,7 +143,8 @@ def test_invalid_question_is_rejected_before_model(pipeline, question, fragment)
 def test_gradio_client_streams_answer_from_launched_app(pipeline, settings, patent_act_page_of_article_64):
     from gradio_client import Client
 
-    from chat_ui.app import build_app, launch
+    from chat_ui.app import build_app
+    from chat_ui.server import launch
 
     demo = build_app(pipeline, settings)
     launch(demo, settings, prevent_thread_lock=True)
