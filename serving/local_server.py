@@ -60,6 +60,18 @@ def find_free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise LocalServerError(
+                f"port {port} on {host} is not available ({error.strerror}): stop the process "
+                "that uses it, or choose another port (omit --port to pick a free one)"
+            ) from error
+
+
 def _looks_like_path(model: str) -> bool:
     # A model id has the form "name" or "namespace/name", so a leading "/", "." or "~"
     # marks a path. `transformers serve` would only report it as an invalid repo id.
@@ -182,6 +194,10 @@ class LocalServer:
         self._was_ready = False
         if self.port is None:
             self.port = find_free_port(self.host)
+        else:
+            # Another server on a chosen port would answer the health check in our place,
+            # so `wait_ready` would report ready while our process fails to bind.
+            _check_port_free(self.host, self.port)
         if self.log_path is None:
             handle, name = tempfile.mkstemp(prefix=f"veraclaim-serve-{self.port}-", suffix=".log")
             os.close(handle)

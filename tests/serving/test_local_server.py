@@ -64,6 +64,22 @@ def test_folder_without_model_fails_fast_with_log_tail(tmp_path: Path) -> None:
     assert log_path.is_file()
 
 
+def test_busy_port_is_rejected_before_start(tmp_path: Path) -> None:
+    # A listening socket stands in for another server that would answer /health.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as occupant:
+        occupant.bind(("127.0.0.1", 0))
+        occupant.listen()
+        busy_port = occupant.getsockname()[1]
+        server = LocalServer(tmp_path, port=busy_port, log_path=tmp_path / "server.log")
+
+        with pytest.raises(LocalServerError) as caught:
+            server.start()
+
+    assert f"port {busy_port}" in str(caught.value)
+    assert "choose another port" in str(caught.value)
+    assert server.pid is None
+
+
 @pytest.mark.slow
 def test_wait_ready_timeout_stops_server(local_model_dir: Path, tmp_path: Path) -> None:
     server = LocalServer(local_model_dir, log_path=tmp_path / "server.log")
