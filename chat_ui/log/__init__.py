@@ -4,9 +4,12 @@ SQLite or MySQL, with a local journal for the times the database is unavailable.
     log = ConversationLog.open("sqlite:///var/veraclaim.sqlite3")
     conversation_id = log.start_conversation(user="examiner-7", title="청구항 1 해석")
     log.record_turn(TurnRecord(conversation_id=conversation_id, question=..., ...))
+    log.rename_conversation(conversation_id, "청구항 1 해석 (수정)", user="examiner-7")
+    log.delete_conversation(conversation_id, user="examiner-7")  # with its turns and feedback
     log.close()  # writes or journals every queued record
 """
 
+from chat_ui.log.changes import DeletedConversation
 from chat_ui.log.database import DEFAULT_DATABASE_URL, mask_url
 from chat_ui.log.records import (
     FEEDBACK_RATINGS,
@@ -30,6 +33,7 @@ __all__ = [
     "CitedSource",
     "ConversationInfo",
     "ConversationLog",
+    "DeletedConversation",
     "FeedbackInfo",
     "LogSettings",
     "LogStatus",

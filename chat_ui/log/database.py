@@ -126,12 +126,48 @@ class DatabaseTarget:
         return dataclasses.replace(self, mysql_params=params, password=password)
 
     def scrub(self, text: str) -> str:
-        """Return ``text`` with the password, plain or percent-encoded, replaced by ``***``."""
-        if not self.password:
-            return text
-        for form in (self.password, quote(self.password, safe="")):
-            text = text.replace(form, PASSWORD_MASK)
+        """Return ``text`` with the password, plain or percent-encoded, replaced by ``***``.
+
+        The password is masked where it is a credential: in a URL's user info and after
+        ``password=`` or ``'password':``. A password of MIN_FREE_MASK_LENGTH or more
+        characters is masked anywhere else too.
+        """
+        return scrub_password(text, self.password)
+
+
+# A password this long is masked wherever it occurs, in case a driver echoes it somewhere
+# unexpected. A string of 8 characters rarely occurs by chance. A shorter password is masked
+# only where it is a credential, because masking every "a" in a message for the password
+# "a" would garble the message and give the password away.
+MIN_FREE_MASK_LENGTH = 8
+
+
+def _credential_patterns(form: str) -> list[re.Pattern[str]]:
+    value = re.escape(form)
+    return [
+        # URL user info: scheme://user:PASSWORD@host
+        re.compile(rf"(://[^\s:/@]*:){value}(?=@)"),
+        # Keyword arguments and dict or JSON reprs: password=PW, passwd='PW', "password": "PW".
+        re.compile(
+            rf"(\b(?:password|passwd)['\"]?\s*[:=]\s*['\"]?){value}(?=['\"\s,;&)}}]|$)",
+            re.IGNORECASE,
+        ),
+    ]
+
+
+def scrub_password(text: str, password: str) -> str:
+    """Return ``text`` with ``password``, plain or percent-encoded, replaced by ``***`` where
+    it is a credential, and anywhere if it is MIN_FREE_MASK_LENGTH characters or more."""
+    if not password:
         return text
+    # Longest form first, so that a form containing the other is masked whole.
+    forms = sorted({password, quote(password, safe="")}, key=len, reverse=True)
+    for form in forms:
+        for pattern in _credential_patterns(form):
+            text = pattern.sub(lambda match: match.group(1) + PASSWORD_MASK, text)
+        if len(form) >= MIN_FREE_MASK_LENGTH:
+            text = text.replace(form, PASSWORD_MASK)
+    return text
 
 
 def _invalid(url: str, problem: str, fix: str) -> InvalidDatabaseURL:

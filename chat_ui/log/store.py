@@ -2,7 +2,9 @@
 
 Writes (``start_conversation``, ``record_turn``, ``record_feedback``) validate the record,
 hand it to the background writer (writer.py) and return its new id at once. The writer
-stores it, or journals it while the database is unavailable. Reads run in the caller's
+stores it, or journals it while the database is unavailable. Changes to stored
+conversations (``rename_conversation``, ``delete_conversation``) run on the writer too,
+after the writes queued before them, and the caller waits for their result (changes.py). Reads run in the caller's
 thread on a connection that is taken for the call and given back before it returns: from
 the pool for MySQL, newly opened for SQLite. A read first waits (up to ``read_wait_s``)
 for the writes that this process queued for the same database, so it sees them.
@@ -19,15 +21,19 @@ import logging
 import uuid
 import weakref
 from contextlib import AbstractContextManager
+from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
 from chat_ui.errors import (
     ConversationNotFoundError,
     InvalidLogValueError,
+    LogDatabaseError,
     LogClosedError,
     TurnNotFoundError,
 )
-from chat_ui.log import queries
+from chat_ui.log import changes, queries
+from chat_ui.log.changes import ChangeUnavailable, DeletedConversation
 from chat_ui.log.connection import (
     close_connections,
     connected,
@@ -65,6 +71,8 @@ from chat_ui.log.registry import register_writer, unregister_writer, wait_for_wr
 from chat_ui.log.writer import BackgroundWriter
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 def _parse_id(value: str, not_found: type[LookupError], kind: str) -> uuid.UUID:
     try:
@@ -326,6 +334,77 @@ class ConversationLog:
         turn_uuid = _parse_id(turn_id, TurnNotFoundError, "turn")
         with self._read_session("read feedback"):
             return queries.turn_feedback(self._models, turn_uuid)
+
+    # Changes, run by the writer after the writes queued before them.
+
+    def rename_conversation(self, conversation_id: str, title: str, *, user: str | None) -> None:
+        """Set the title of ``user``'s conversation (``None``: one started without a user).
+
+        Raises ConversationNotFoundError when no conversation with that id belongs to
+        ``user``, InvalidLogValueError for a title its column cannot hold, and
+        LogDatabaseError while the database is unavailable.
+        """
+        self._check_open("rename a conversation")
+        validate_conversation(user, title)
+        conversation_uuid = _parse_id(conversation_id, ConversationNotFoundError, "conversation")
+
+        renamed = self._change(
+            "rename a conversation",
+            lambda: changes.rename_conversation(self._models, conversation_uuid, user, title),
+        )
+        if not renamed:
+            raise self._not_owned(conversation_id, user)
+
+    def delete_conversation(self, conversation_id: str, *, user: str | None) -> DeletedConversation:
+        """Delete ``user``'s conversation with its turns and their feedback; return what went.
+
+        Turns of the conversation that are still queued are deleted too, and turns recorded
+        for it later in this process are dropped. Raises ConversationNotFoundError when no
+        conversation with that id belongs to ``user``, and LogDatabaseError while the
+        database is unavailable.
+        """
+        self._check_open("delete a conversation")
+        validate_conversation(user, "")
+        conversation_uuid = _parse_id(conversation_id, ConversationNotFoundError, "conversation")
+
+        deleted = self._change(
+            "delete a conversation",
+            lambda: changes.delete_conversation(self._models, conversation_uuid, user),
+            tombstones_of=lambda result: [] if result is None else result.ids(),
+        )
+        if deleted is None:
+            raise self._not_owned(conversation_id, user)
+        return deleted
+
+    def _change(
+        self,
+        action: str,
+        change: Callable[[], _T],
+        tombstones_of: Callable[[_T], list[str]] | None = None,
+    ) -> _T:
+        """Run ``change`` on the writer thread and return its result; ``action`` completes
+        "Could not ..." in error messages."""
+        self._check_open(action)
+        # Other logs of this process on the same database may hold writes it must follow.
+        wait_for_writers(self._target.storage_key, self._settings.read_wait_s)
+        try:
+            with translated_errors(self._target, action):
+                # As long as close() waits for the same queue to drain.
+                return self._writer.apply_change(
+                    change, self._settings.close_timeout_s, tombstones_of=tombstones_of
+                )
+        except ChangeUnavailable as error:
+            raise LogDatabaseError(
+                f"Could not {action} in {self._target.display_name}: {error.detail}. Nothing "
+                "was changed; try again once the database is reachable."
+            ) from None
+
+    def _not_owned(self, conversation_id: str, user: str | None) -> ConversationNotFoundError:
+        # The same message whether the id is unknown or another user's, so ids can't be probed.
+        return ConversationNotFoundError(
+            f"No conversation with id {conversation_id!r} for user {user!r} in "
+            f"{self._target.display_name}."
+        )
 
     # Operations.
 

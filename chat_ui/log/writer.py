@@ -12,6 +12,12 @@ fail go to the journal's rejected.jsonl.
 
 Entries in the queue are lost if the process is killed (SIGKILL, OOM) before the thread
 has written or journaled them; ``flush()`` and ``close()`` bound that window.
+
+Changes to stored rows (renaming or deleting a conversation) run on the same thread
+through ``apply_change``, after every entry queued before them and after a replay of the
+journal. A delete therefore removes the turns queued before it. The ids it deleted become
+tombstones, and the writer drops later entries for them, so that a turn finishing after
+the delete cannot bring the conversation back as an empty placeholder.
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import peewee
 from playhouse.pool import MaxConnectionsExceeded
 
 from chat_ui.errors import LogFlushTimeout
+from chat_ui.log.changes import Change, ChangeUnavailable, Tombstones
 from chat_ui.log.entries import Entry, EntryRejected, apply_entries, redact_entry
 from chat_ui.log.journal import Journal
 from chat_ui.log.models import LogModels
@@ -60,6 +68,8 @@ class _Marker:
 
 
 _STOP = object()
+
+_T = TypeVar("_T")
 
 
 class _DatabaseUnavailable(Exception):
@@ -100,6 +110,7 @@ class BackgroundWriter:
         self._failed_attempts = 0
         self._overflow_count = 0
         self._stopped = False
+        self.tombstones = Tombstones()
         self._thread = threading.Thread(
             target=self._run, name=f"veraclaim-log-writer {database_name}", daemon=True
         )
@@ -115,6 +126,8 @@ class BackgroundWriter:
         After stop(), for a write that raced with close(), the entry goes to the journal
         too, and the next log opened on this journal directory replays it.
         """
+        if self.tombstones.drops(entry):
+            return
         if self._stopped:
             self._journal.append([self._prepared(entry)])
             self._journal.seal()
@@ -160,6 +173,42 @@ class BackgroundWriter:
             )
         return marker.backlog
 
+    def apply_change(
+        self,
+        action: Callable[[], _T],
+        timeout: float,
+        *,
+        tombstones_of: Callable[[_T], Iterable[str]] | None = None,
+    ) -> _T:
+        """Run ``action`` on the writer thread in a transaction, after every entry submitted
+        so far is in the database, and return its result.
+
+        ``tombstones_of(result)`` names the ids whose later entries the writer drops. They
+        are registered on the writer thread right after the commit, before it takes the
+        next entry off the queue.
+
+        Raises ChangeUnavailable when the database is down or the journal cannot be
+        replayed first, LogFlushTimeout when the writer does not get to it in ``timeout``
+        seconds, and whatever ``action`` raises. After a timeout the action may still run.
+        """
+        change: Change[_T] = Change(action, tombstones_of)
+        if self._stopped or not self._thread.is_alive():
+            raise LogFlushTimeout(f"The writer of {self._database_name} is not running.")
+        deadline = time.monotonic() + timeout
+        try:
+            self._queue.put(change, timeout=timeout)
+        except queue.Full:
+            pass  # reported as a timeout below
+        if not change.done.wait(max(0.0, deadline - time.monotonic())):
+            raise LogFlushTimeout(
+                f"The writer of {self._database_name} did not reach a change in {timeout:g} s "
+                f"({self._queue.qsize()} entries queued before it). The database may be "
+                "slow; try again later."
+            )
+        if change.error is not None:
+            raise change.error
+        return change.result  # type: ignore[return-value]
+
     def stop(self, timeout: float) -> bool:
         """Drain the queue to the database or the journal and stop; return whether it did."""
         if self._stopped:
@@ -202,7 +251,8 @@ class BackgroundWriter:
 
             batch: list[Entry] = []
             while isinstance(item, dict):
-                batch.append(self._prepared(item))
+                if not self.tombstones.drops(item):
+                    batch.append(self._prepared(item))
                 if len(batch) >= self._settings.writer_batch_size:
                     item = None
                     break
@@ -215,6 +265,8 @@ class BackgroundWriter:
                 self._guarded(lambda: self._write(batch), entries=len(batch))
             if isinstance(item, _Marker):
                 self._finish_marker(item)
+            elif isinstance(item, Change):
+                self._run_change(item)
             elif item is _STOP:
                 break
 
@@ -251,6 +303,31 @@ class BackgroundWriter:
                 marker.backlog = self._journal.backlog()
         finally:
             marker.done.set()
+
+    def _run_change(self, change: Change[Any]) -> None:
+        try:
+            # The journal's entries were accepted before the change, so they go first; a
+            # change on top of them could be undone by their replay.
+            if self._journal_pending():
+                self._replay()
+            if self._journal_pending():
+                raise ChangeUnavailable(
+                    f"{self._journal.backlog()} journaled entries must reach the database first"
+                )
+            try:
+                with self._database.connection_context():
+                    with self._database.atomic():
+                        change.result = change.action()
+            except Exception as error:
+                if _is_unavailable(error):
+                    raise ChangeUnavailable(self._describe_error(error)) from None
+                raise
+            if change.tombstones_of is not None:
+                self.tombstones.add(change.tombstones_of(change.result))
+        except BaseException as error:
+            change.error = error
+        finally:
+            change.done.set()
 
     def _prepared(self, entry: Entry) -> Entry:
         # Redacted before the journal too, so personal data never reaches the disk.

@@ -29,6 +29,7 @@ from chat_ui.errors import (
     TurnNotFoundError,
 )
 from chat_ui.log import TURN_STATUSES, ConversationLog, LogSettings, TurnRecord, mask_url
+from chat_ui.log.database import parse_database_url
 
 BACKENDS = ["sqlite", "mariadb"]
 
@@ -641,6 +642,34 @@ MASK_CASES = [
 @pytest.mark.parametrize(("url", "masked"), MASK_CASES)
 def test_mask_url(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+SCRUB_CASES = [
+    # A one-letter password is masked in the URL, and the rest of the message stays readable.
+    ("a", "mysql://root:a@127.0.0.1/log: Can't connect (a)", "mysql://root:***@127.0.0.1/log: Can't connect (a)"),
+    # Keyword-argument and dict reprs, as a driver's TypeError or a logged config shows them.
+    ("pw1", "connect() got password='pw1', host='db'", "connect() got password='***', host='db'"),
+    ("pw1", "{'user': 'u', 'password': 'pw1'}", "{'user': 'u', 'password': '***'}"),
+    ("x", '{"passwd": "x"}', '{"passwd": "***"}'),
+    ("x", "PASSWORD=x&ssl_ca=/etc/ca.pem", "PASSWORD=***&ssl_ca=/etc/ca.pem"),
+    # The percent-encoded form in a URL.
+    ("p@ss", "mysql://u:p%40ss@h/db", "mysql://u:***@h/db"),
+    # A long password is masked anywhere, in case a driver echoes it elsewhere.
+    ("Very-Long-Secret-1", "token Very-Long-Secret-1 leaked", "token *** leaked"),
+    # A value that only starts with a short password is a different value.
+    ("ab", "password=abc", "password=abc"),
+    # A short password outside a credential position is ordinary text.
+    ("root", "Access denied for user 'root'", "Access denied for user 'root'"),
+    # No password: nothing to mask.
+    ("", "mysql://root:@h/db", "mysql://root:@h/db"),
+]
+
+
+@pytest.mark.parametrize(("password", "text", "scrubbed"), SCRUB_CASES)
+def test_scrub_masks_password_in_credential_position(password: str, text: str, scrubbed: str) -> None:
+    target = parse_database_url("mysql://root@127.0.0.1:3306/log").with_password(password)
+
+    assert target.scrub(text) == scrubbed
 
 
 def test_unreachable_mysql_hides_password() -> None:
