@@ -6,14 +6,20 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 import signal
 import sys
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from chat_ui.log.cli import log_app
+
+if TYPE_CHECKING:
+    from chat_ui.auth import Accounts
+    from chat_ui.ops_settings import OpsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +28,19 @@ app.add_typer(log_app, name="log", help="Migrate, inspect, replay and purge the 
 
 # The repository's sample PDFs, which the embedded default indexes.
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+ShareOption = Annotated[
+    bool,
+    typer.Option(
+        "--share",
+        help="Also serve the chat at a public gradio.live URL through Gradio's tunnel. Needs "
+        "VERACLAIM_AUTH_USERS or VERACLAIM_AUTH_FILE.",
+    ),
+]
+ForceShareOption = Annotated[
+    bool,
+    typer.Option("--force-share", help="Allow --share without sign-in: anyone with the link can use the chat."),
+]
 
 
 def quiet_network_defaults() -> None:
@@ -36,11 +55,11 @@ def quiet_network_defaults() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+class LogFormatOption(str, Enum):
+    """Values of --log-format."""
+
+    text = "text"
+    json = "json"
 
 
 # Set by --debug: errors then keep their traceback instead of a one-line message.
@@ -51,14 +70,27 @@ _show_tracebacks = False
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")] = False,
+    log_format: Annotated[
+        LogFormatOption | None,
+        typer.Option(help="Log lines as plain text or JSON objects. Default: VERACLAIM_LOG_FORMAT, else text."),
+    ] = None,
 ) -> None:
     global _show_tracebacks
     from dotenv import load_dotenv
 
+    from chat_ui.logsetup import configure_logging
+    from chat_ui.ops_settings import OpsSettings
+
+    _show_tracebacks = debug
     load_dotenv(".env", override=False)
     quiet_network_defaults()
-    _configure_logging(verbose)
-    _show_tracebacks = debug
+    with _setup_errors():
+        ops = OpsSettings()
+    configure_logging(
+        verbose=verbose,
+        log_format=log_format.value if log_format is not None else ops.log_format,
+        log_questions=ops.log_questions,
+    )
 
 
 @contextmanager
@@ -88,6 +120,8 @@ def serve(
     model: Annotated[str | None, typer.Option(help="Model id to request from the server.")] = None,
     index_dir: Annotated[Path | None, typer.Option(help="Index folder written by veraclaim-index build.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to serve the chat on.")] = None,
+    share: ShareOption = False,
+    force_share: ForceShareOption = False,
 ) -> None:
     """Serve the chat against an already running model server (TGI, vLLM or transformers serve)."""
     from chat_ui.service import ModelEndpoint, build_pipeline
@@ -96,6 +130,7 @@ def serve(
 
     overrides = {k: v for k, v in {"index_dir": index_dir, "port": port}.items() if v is not None}
     with _setup_errors():
+        access = _access(share, force_share)
         settings = ChatSettings(**overrides)
         serving = ServingSettings()
     base_url = base_url or serving.model_base_url
@@ -119,13 +154,15 @@ def serve(
     )
     with _setup_errors():
         pipeline = build_pipeline(settings, endpoint)
-    _serve(pipeline, settings)
+    _serve(pipeline, settings, access)
 
 
 @app.command()
 def embedded(
     samples: Annotated[Path, typer.Option(help="Folder of PDFs to index.")] = SAMPLES_DIR,
     rebuild: Annotated[bool, typer.Option(help="Re-read every PDF, not only new or changed ones.")] = False,
+    share: ShareOption = False,
+    force_share: ForceShareOption = False,
 ) -> None:
     """Run everything on this machine: the local model, the sample index and the chat on 127.0.0.1:7860."""
     from chat_ui.embedded import ensure_index, local_token_limits
@@ -135,6 +172,7 @@ def embedded(
     from serving.local_server import LocalServer
 
     with _setup_errors():
+        access = _access(share, force_share)
         settings = ChatSettings()
         ensure_index(samples, settings.index_dir, force=rebuild)
         model_dir = prepare_local_model()
@@ -152,18 +190,72 @@ def embedded(
         )
         with _setup_errors():
             pipeline = build_pipeline(settings, endpoint)
-        _serve(pipeline, settings)
+        _serve(pipeline, settings, access)
 
 
-def _serve(pipeline, settings) -> None:
+@dataclass(frozen=True)
+class _Access:
+    """Sign-in and sharing choices, checked before the slow start-up steps."""
+
+    ops: OpsSettings
+    accounts: Accounts
+    share: bool
+    force_share: bool
+
+
+def _access(share: bool, force_share: bool) -> _Access:
+    """Read the accounts and reject --share without sign-in, before the index or model loads."""
+    from chat_ui.auth import load_accounts
+    from chat_ui.ops_settings import OpsSettings
+    from chat_ui.server import check_share
+
+    ops = OpsSettings()
+    accounts = load_accounts(ops)
+    check_share(accounts, share=share, force_share=force_share)
+    return _Access(ops, accounts, share, force_share)
+
+
+def _serve(pipeline, settings, access: _Access) -> None:
     """Serve the chat until it stops, then let the log write what it still has queued."""
     from chat_ui.app import build_app
     from chat_ui.server import launch
 
     try:
-        launch(build_app(pipeline, settings), settings)
+        with _setup_errors():
+            launch(
+                build_app(pipeline, settings),
+                settings,
+                pipeline=pipeline,
+                share=access.share,
+                force_share=access.force_share,
+                ops=access.ops,
+                accounts=access.accounts,
+            )
     finally:
         pipeline.log.close()
+
+
+@app.command("hash-password")
+def hash_password_command(
+    user: Annotated[
+        str | None, typer.Option(help="Print a user:hash line for VERACLAIM_AUTH_FILE instead of the hash alone.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+) -> None:
+    """Print a PBKDF2 hash of a password for VERACLAIM_AUTH_USERS or VERACLAIM_AUTH_FILE."""
+    from chat_ui.auth import check_user_name, hash_password
+
+    with _setup_errors():
+        if user is not None:
+            check_user_name(user, "--user")
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        hashed = hash_password(password)
+    typer.echo(f"{user}:{hashed}" if user is not None else hashed)
 
 
 def main() -> None:
