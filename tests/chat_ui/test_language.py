@@ -4,6 +4,7 @@ from importlib import resources
 import pytest
 
 from chat_ui.language import LANGUAGES, catalog, detect_language, translate
+from chat_ui.ui.labels import chosen_language, language_from_header
 
 
 @pytest.mark.parametrize(
@@ -35,3 +36,49 @@ def test_catalogs_are_valid_json_with_text():
 def test_translate_fills_fields():
     assert translate("sources.page", "ko", page=3) == "3쪽"
     assert translate("sources.page", "en", page=3) == "p. 3"
+
+
+# The page's language: from the browser, and switched at runtime.
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("ko-KR,ko;q=0.9,en-US;q=0.8", "ko"),  # a Korean browser
+        ("en-US,en;q=0.9", "en"),  # an English browser
+        ("ja-JP,ko;q=0.8,en;q=0.5", "ko"),  # Korean preferred over English after an unsupported language
+        ("en;q=0.4, ko;q=0.7", "ko"),  # quality values decide, not the order
+        ("fr-FR", "en"),  # no supported language: English, as gr.I18n falls back
+        ("", "en"),  # no header
+        ("ko;q=abc", "en"),  # a malformed quality counts as 0
+    ],
+)
+def test_language_from_accept_language_header(header, expected):
+    assert language_from_header(header) == expected
+
+
+def test_stored_choice_wins_over_header():
+    assert chosen_language("en", "ko-KR") == "en"
+    assert chosen_language("xx", "ko-KR") == "ko"  # an invalid stored value is ignored
+    assert chosen_language(None, None) == "en"
+
+
+def test_labels_switch_every_recorded_text():
+    import gradio as gr
+
+    from chat_ui.app import build_i18n
+    from chat_ui.ui.labels import Labels, Text
+
+    labels = Labels(build_i18n())
+    button = labels.make(gr.Button, {"value": "input.submit"}, elem_id="send")
+    heading = labels.make(gr.Markdown, {"value": Text("app.title", "## {}")})
+    radio = labels.make(gr.Radio, {"label": "settings.thinking", "choices": [("settings.thinking.on", "on")]})
+
+    updates = dict(zip(labels.components, labels.updates("en"), strict=True))
+
+    assert labels.components == [button, heading, radio]
+    assert updates[button]["value"] == "Send"
+    assert updates[heading]["value"] == "## " + translate("app.title", "en")
+    assert updates[radio]["label"] == "Thinking (reasoning)"
+    assert updates[radio]["choices"] == [("On", "on")]
+    assert labels.updates("ko")[0]["value"] == "보내기"
