@@ -285,7 +285,7 @@ def _embed_and_add(
         return 0.0
     started = time.perf_counter()
     logger.debug("Embedding %d chunks (%d embedded so far)", len(chunks), report.embedded_chunks)
-    vectors = embedder.embed([chunk.text for chunk in chunks], batch_size=settings.embedding_batch_size)
+    vectors = embedder.embed_documents([chunk.text for chunk in chunks], batch_size=settings.embedding_batch_size)
     writer.add(chunks, np.asarray(vectors))
     report.embedded_chunks += len(chunks)
     return time.perf_counter() - started

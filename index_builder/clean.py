@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from index_builder.normalize import join_letter_spacing
+
 # C0 and C1 controls, DEL, and the noncharacters U+FFFE and U+FFFF. Tab, LF, VT, FF and
 # NEL are left to the whitespace rule below so that they separate words. Some PDFs carry
 # NUL bytes in their text strings.
@@ -27,12 +29,6 @@ _OTHER_LINE_END_HYPHEN = re.compile("(?<=\\S)\ufffe")
 
 # A line that is only a page footer such as "- 234 -" or "– 5 –".
 _PAGE_FOOTER = re.compile(r"^[-–—]\s*\d{1,5}\s*[-–—]$")
-
-# Three or more single Hangul syllables separated by single spaces, as in the letter-spaced
-# headings of office actions ("발 명 의 명 칭"). The original word breaks are lost, so the
-# run is joined into one word ("발명의명칭"), which the morpheme analyzer splits correctly.
-# NOTE: a sentence of three or more one-syllable words ("그 두 수 중") is joined as well.
-_LETTER_SPACED = re.compile(r"(?<![^\s])[가-힣](?: [가-힣]){2,}(?![^\s])")
 
 # Whitespace other than the line feed, such as tab, NBSP and the ideographic space.
 _INLINE_SPACE = re.compile(r"[^\S\n]+")
@@ -58,11 +54,9 @@ def clean_text(text: str) -> str:
     # 3. Whitespace: one space inside a line, trimmed lines, at most one blank line. Then
     #    footers and letter-spaced words, which the single spaces make easy to match.
     lines = [_INLINE_SPACE.sub(" ", line).strip() for line in text.split("\n")]
-    lines = ["" if _PAGE_FOOTER.match(line) else _join_letter_spacing(line) for line in lines]
+    # join_letter_spacing is the rule that normalize.py also applies to queries.
+    lines = ["" if _PAGE_FOOTER.match(line) else join_letter_spacing(line) for line in lines]
     text = "\n".join(lines)
     text = _MANY_BLANK_LINES.sub("\n\n", text)
     return text.strip()
 
-
-def _join_letter_spacing(line: str) -> str:
-    return _LETTER_SPACED.sub(lambda match: match.group(0).replace(" ", ""), line)

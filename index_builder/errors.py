@@ -7,6 +7,7 @@ missing index is a FileNotFoundError, a model mismatch is a ValueError.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -94,6 +95,30 @@ class IndexNotFoundError(IndexBuilderError, FileNotFoundError):
 
 class IndexFormatError(IndexBuilderError, ValueError):
     """An index folder whose files are damaged, inconsistent or of an unsupported version."""
+
+
+def repair_advice(folder: Path) -> str:
+    """Return the commands that replace the damaged index version at ``folder``, as a sentence for error messages.
+
+    A version folder under an index root can be rebuilt or rolled back. A folder in the
+    older flat layout can only be rebuilt. ``--full`` makes the build read every PDF
+    instead of reusing chunks from the damaged version.
+    """
+    # Imported here because versions.py imports this module.
+    from index_builder.versions import STAGING_PREFIX, VERSIONS_DIR
+
+    # A published version sits in ROOT/versions/, one being validated in ROOT/.staging-<id>.
+    root = None
+    if folder.parent.name == VERSIONS_DIR:
+        root = folder.parent.parent
+    elif folder.name.startswith(STAGING_PREFIX):
+        root = folder.parent
+    if root is not None:
+        return (
+            f"Rebuild the index with `veraclaim-index build SOURCE --out {root} --full`, "
+            f"or serve the previous version with `veraclaim-index rollback {root}`."
+        )
+    return f"Rebuild the index with `veraclaim-index build SOURCE --out {folder} --full`."
 
 
 class IndexMismatchError(IndexBuilderError, ValueError):

@@ -7,7 +7,8 @@ one, as after a re-upload or a touched file, its stored chunks are still reused.
 else is read and embedded again.
 
 Stored chunks are reused only when the current version was made by the same text pipeline:
-the same embedding model, chunk sizes and PIPELINE_VERSION. Otherwise the build is cold.
+the same embedding model, chunk sizes, PIPELINE_VERSION and text normalization
+(normalize.NORMALIZATION_VERSION, which changes the embedded text). Otherwise the build is cold.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import faiss
 import numpy as np
 
 from index_builder.errors import IndexBuilderError
+from index_builder.normalize import NORMALIZATION_VERSION
 from index_builder.report import DocumentStatus
 from index_builder.sources import SourceDocument
 from index_builder.store import CHUNKS_FILE, INDEX_FILE, Chunk, iter_chunks, read_manifest
@@ -114,6 +116,7 @@ def pipeline_signature(
         "chunk_tokens": chunk_tokens,
         "chunk_overlap_tokens": chunk_overlap_tokens,
         "pipeline_version": PIPELINE_VERSION,
+        "normalization": NORMALIZATION_VERSION,
     }
 
 

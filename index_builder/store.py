@@ -10,8 +10,13 @@ A version folder contains three files and one subfolder:
 - ``keyword/``: the BM25 index over Korean morphemes (see keyword.py), for keyword and
   hybrid search.
 - ``manifest.json``: format_version, embedding_model (as the user named it), dimension,
-  metric, normalized, chunk_count, next_chunk_id, created_at, and one record per source
-  document (see report.py), which the next build compares with the source.
+  metric, normalized, normalization, chunk_count, next_chunk_id, created_at, and one
+  record per source document (see report.py), which the next build compares with the source.
+
+The vectors and the BM25 tokens are made from the chunk texts after normalize.py rewrites
+them, and queries are rewritten in the same way. ``normalization`` records the version of
+those rules, and a reader with other rules rejects the index instead of searching it with
+queries that no longer match its tokens.
 
 Version folders sit behind a CURRENT pointer in an index root (versions.py). The reader
 is in reader.py; this module re-exports it for callers that import it from here.
@@ -31,14 +36,16 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index_builder.errors import IndexFormatError, IndexNotFoundError, OutputDirError
+from index_builder.errors import IndexFormatError, IndexNotFoundError, OutputDirError, repair_advice
 from index_builder.keyword import write_keyword_index
+from index_builder.normalize import NORMALIZATION_VERSION
 from index_builder.versions import CURRENT_FILE, VERSIONS_DIR, is_own_entry
 
 logger = logging.getLogger(__name__)
 
-# Version 2 added the keyword index.
-FORMAT_VERSION = 2
+# Version 2 added the keyword index. Version 3 normalizes chunk texts before embedding and
+# BM25 analysis (normalize.py), and records the rules' version as "normalization".
+FORMAT_VERSION = 3
 INDEX_FILE = "index.faiss"
 CHUNKS_FILE = "chunks.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -61,7 +68,12 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
-    """A search result: a stored chunk with its cosine similarity to the query."""
+    """A search result: a stored chunk with the score of the search mode (see IndexReader.search).
+
+    ``dense_score`` (cosine similarity) and ``keyword_score`` (BM25) are the chunk's scores
+    in the two rankings, None where that ranking did not return the chunk. Unlike a hybrid
+    score, they do not depend on ranks, so they tell a good match from the least bad one.
+    """
 
     chunk_id: int
     score: float
@@ -70,6 +82,8 @@ class Hit:
     file_name: str
     page: int
     chunk_no: int
+    dense_score: float | None = None
+    keyword_score: float | None = None
 
 
 def check_output_dir(out: Path) -> None:
@@ -139,6 +153,7 @@ class VersionWriter:
             "dimension": self.dimension,
             "metric": METRIC,
             "normalized": True,
+            "normalization": NORMALIZATION_VERSION,
             "chunk_count": self.count,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -215,6 +230,12 @@ def read_manifest(path: Path) -> dict[str, Any]:
             f"index at {path} has format_version {version!r}; this reader supports {FORMAT_VERSION}. "
             "Rebuild the index with this version of veraclaim-index."
         )
+    if manifest.get("normalization") != NORMALIZATION_VERSION:
+        raise IndexFormatError(
+            f"index at {path} was built with text normalization {manifest.get('normalization')!r}, but this "
+            f"reader normalizes queries with version {NORMALIZATION_VERSION}, so its search would miss. "
+            f"{repair_advice(path)}"
+        )
     missing = [
         key for key in ("embedding_model", "dimension", "chunk_count", "metric") if key not in manifest
     ]
@@ -227,11 +248,15 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def iter_chunks(file: Path) -> Iterator[Chunk]:
-    """Yield the chunks of a chunks.jsonl file in file order."""
-    with file.open(encoding="utf-8") as lines:
-        for line_no, line in enumerate(lines, start=1):
+    """Yield the chunks of a chunks.jsonl file in file order.
+
+    Raises IndexFormatError for a line that is not a complete chunk record, as a truncated
+    file ends, and for bytes that are not UTF-8.
+    """
+    with file.open("rb") as lines:
+        for line_no, raw_line in enumerate(lines, start=1):
             try:
-                record = json.loads(line)
+                record = json.loads(raw_line.decode("utf-8"))
                 chunk = Chunk(
                     chunk_id=int(record["id"]),
                     text=str(record["text"]),
@@ -240,9 +265,9 @@ def iter_chunks(file: Path) -> Iterator[Chunk]:
                     page=int(record["page"]),
                     chunk_no=int(record["chunk_no"]),
                 )
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
                 raise IndexFormatError(
-                    f"{file} line {line_no} is not a valid chunk record ({error}). Rebuild the index."
+                    f"{file} line {line_no} is not a valid chunk record ({error}). {repair_advice(file.parent)}"
                 ) from error
             yield chunk
 

@@ -31,6 +31,11 @@ from index_builder.embed import Embedder, load_embedder
 from index_builder.settings import DEFAULT_EMBEDDING_MODEL
 
 NANUM_GOTHIC = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "samples"
+# Sample PDFs for ranking checks: the Patent Act excerpt, the novelty guideline, which cites
+# "특허법 제64조제1항" among hundreds of chunks, and an office action that cites claims and
+# 특허법 제29조제2항.
+RANKING_SAMPLES = ("patent_act.pdf", "guidelines_novelty.pdf", "office_action_1020100032661.pdf")
 TEST_DATA_CACHE = Path.home() / ".cache" / "veraclaim" / "test-data"
 TEXLIVE_KOREAN_DEB = "texlive-lang-korean"
 LSHORT_KO_IN_PACKAGE = "usr/share/doc/texlive-doc/latex/lshort-korean/lshort-ko.pdf"
@@ -234,3 +239,32 @@ def lshort_ko_pdf() -> Path:
     if not pdf.is_file():
         pytest.fail(f"{LSHORT_KO_IN_PACKAGE} is not in {debs[-1].name}")
     return pdf
+
+
+@pytest.fixture(scope="session")
+def sample_subset_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index root built from RANKING_SAMPLES, once per session."""
+    from index_builder.build import build_index
+
+    source = tmp_path_factory.mktemp("ranking-source")
+    for name in RANKING_SAMPLES:
+        shutil.copy(SAMPLES_DIR / name, source / name)
+    out = tmp_path_factory.mktemp("ranking-index") / "index"
+    build_index(str(source), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def article_64_page() -> int:
+    """The page of the sample Patent Act PDF whose text contains the heading of 제64조, read from the PDF."""
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(SAMPLES_DIR / "patent_act.pdf")
+    try:
+        pages = [pdf[index].get_textpage().get_text_range() for index in range(len(pdf))]
+    finally:
+        pdf.close()
+    matches = [number for number, text in enumerate(pages, start=1) if "제64조(출원공개)" in text]
+    if len(matches) != 1:
+        pytest.fail(f"the heading 제64조(출원공개) is on pages {matches} of patent_act.pdf, expected one page")
+    return matches[0]

@@ -26,6 +26,9 @@ PAGES = {
     "patent_act.pdf": [
         "제64조(출원공개) ① 특허청장은 출원일부터 1년 6개월이 지난 후 특허공보에 게재하여 출원공개를 하여야 한다.",
     ],
+    "claims.pdf": [
+        "[청구항 2] 제 1 항에 있어서, 상기 브레이크 패드는 세라믹 재질인 것을 특징으로 하는 장치.",
+    ],
 }
 
 
@@ -48,7 +51,7 @@ def reader(built_index: Path) -> IndexReader:
     ("text", "expected"),
     [
         ("특허출원은 언제 공개되나요?", ["특허", "출원", "언제", "공개"]),  # particles and endings dropped
-        ("제64조의 출원공개", ["64", "조", "출원", "공개"]),  # article numbers kept as numbers
+        ("제64조의 출원공개", ["제64조", "출원", "공개"]),  # an article reference is one token
         ("IPC 분류 A63B", ["ipc", "분류", "a", "63", "b"]),  # Latin lower-cased
         ("", []),  # nothing to analyze
     ],
@@ -99,6 +102,28 @@ def test_korean_question_finds_page(reader, mode, question, file_name, page):
     assert (hits[0].file_name, hits[0].page) == (file_name, page)
 
 
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+@pytest.mark.parametrize("question", ["청구항 1을 인용하는 청구항은?", "claim 1을 인용하는 청구항"])
+def test_claim_question_finds_spaced_claim_reference(reader, mode, question):
+    hit = reader.search(question, k=1, mode=mode)[0]
+
+    assert hit.file_name == "claims.pdf"
+    # The stored text keeps the spelling of the PDF. Only the indexed form is normalized.
+    assert "제 1 항에 있어서" in hit.text
+
+
+def test_hits_carry_both_scores(reader):
+    hybrid = reader.search("브레이크 패드 마모 센서", k=3, mode="hybrid")
+    keyword = reader.search("브레이크 패드 마모 센서", k=1, mode="keyword")[0]
+    dense = reader.search("브레이크 패드 마모 센서", k=1, mode="dense")[0]
+
+    assert all(hit.dense_score is not None or hit.keyword_score is not None for hit in hybrid)
+    assert keyword.keyword_score == keyword.score
+    assert keyword.dense_score is None
+    assert dense.dense_score == dense.score
+    assert dense.keyword_score is None
+
+
 def test_keyword_search_without_shared_terms_returns_nothing(reader):
     assert reader.search("양자 컴퓨터 큐비트", k=3, mode="keyword") == []
 
@@ -132,3 +157,41 @@ def test_keyword_index_of_other_chunks_is_rejected(built_index, tmp_path):
 
     with pytest.raises(IndexFormatError, match="covers other chunks"):
         open_index(copy)
+
+
+# Questions that cite an article, asked against the real sample PDFs: the Patent Act and a
+# guideline and an office action that cite its articles.
+ARTICLE_QUESTIONS = [
+    "특허법 64조가 뭐야?",  # the brief form of a chat question
+    "특허법 제64조",  # the formal citation
+    "64조 내용 알려줘",  # without 제 or the law's name
+]
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+@pytest.mark.parametrize("question", ARTICLE_QUESTIONS)
+def test_article_question_ranks_article_page_first(sample_subset_index, article_64_page, mode, question):
+    reader = open_index(sample_subset_index)
+
+    hits = reader.search(question, k=3, mode=mode)
+
+    assert (hits[0].file_name, hits[0].page) == ("patent_act.pdf", article_64_page)
+    assert "제64조(출원공개)" in hits[0].text
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+@pytest.mark.parametrize("number", ["10-2010-0032661", "10 2010 0032661", "1020100032661"])
+def test_application_number_finds_office_action(sample_subset_index, mode, number):
+    reader = open_index(sample_subset_index)
+
+    hits = reader.search(f"{number} 의견제출통지서의 거절이유", k=1, mode=mode)
+
+    assert hits[0].file_name == "office_action_1020100032661.pdf"
+
+
+def test_count_matches_counts_tokens_per_chunk(reader):
+    heading_chunk = reader.search("제64조", k=1, mode="keyword")[0].chunk_id
+
+    counts = reader._keyword_index.count_matches(["제64조", "조문:제64조", "없는토큰"])
+
+    assert counts == {heading_chunk: 2}

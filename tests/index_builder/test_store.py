@@ -21,6 +21,7 @@ from index_builder.errors import (
     OutputDirError,
     ValidationFailedError,
 )
+from index_builder.normalize import NORMALIZATION_VERSION
 from index_builder.settings import DEFAULT_EMBEDDING_MODEL
 from index_builder.store import Chunk, Hit, IndexReader, open_index, write_index, write_version
 from index_builder.versions import current_version, served_dir
@@ -77,7 +78,8 @@ def test_files_and_manifest(built_index: Path, reader: IndexReader) -> None:
     ]
     assert reader.version == version
     assert manifest["version"] == version
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
+    assert manifest["normalization"] == NORMALIZATION_VERSION
     assert manifest["embedding_model"] == DEFAULT_EMBEDDING_MODEL
     assert manifest["dimension"] == 384
     assert manifest["metric"] == "inner_product"
@@ -376,3 +378,39 @@ def test_write_publishes_new_version(tmp_path: Path) -> None:
     assert sorted(path.name for path in out.iterdir()) == [".lock", "CURRENT", "versions"]
     assert [path.name for path in tmp_path.iterdir()] == ["index"]
     assert oct(served.stat().st_mode & 0o777) == oct(0o755)
+
+
+def _old_format(manifest: dict) -> None:
+    manifest["format_version"] = 2
+    del manifest["normalization"]
+
+
+def _old_normalization(manifest: dict) -> None:
+    manifest["pipeline"]["normalization"] = NORMALIZATION_VERSION - 1
+
+
+@pytest.mark.parametrize(
+    "age",
+    [
+        _old_format,  # an index from before normalization, which readers reject
+        _old_normalization,  # chunks embedded under other normalization rules
+    ],
+)
+def test_rebuild_after_format_change_reembeds(tmp_path: Path, pdfs, age) -> None:
+    source = tmp_path / "source"
+    pdfs.korean(source / "claims.pdf", ["[청구항 2] 제 1 항에 있어서, 상기 패드는 세라믹인 장치."])
+    out = tmp_path / "index"
+    build_index(str(source), out, progress=False)
+    manifest_file = served_dir(out) / "manifest.json"
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    age(manifest)
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+
+    report = build_index(str(source), out, progress=False)
+
+    assert report.published
+    assert report.reused_chunks == 0
+    assert report.embedded_chunks == report.chunk_count > 0
+    reader = open_index(out)
+    assert reader.manifest["format_version"] == 3
+    assert reader.manifest["pipeline"]["normalization"] == NORMALIZATION_VERSION
