@@ -1,9 +1,19 @@
-"""The answer pipeline: retrieve, build the prompt, stream the model's answer, cite, log.
+"""The answer pipeline: rewrite, retrieve, build the prompt, stream the model's answer, cite, log.
 
-Every question that reaches retrieval is handed to the log exactly once, whatever happens
-to the stream: a model failure keeps the partial answer, and a closed stream (the user left
-or pressed stop) is logged as "interrupted". The log writes in the background, so a process
-killed with SIGKILL can lose turns still in its queue.
+The steps of one question:
+
+1. A follow-up becomes a standalone search query (rewrite.py).
+2. The index returns candidates, each widened to its neighbourhood (retrieve.py).
+3. A question whose best candidate is below the relevance floor gets a "not covered"
+   notice without a model call (relevance.py).
+4. An optional cross-encoder reorders the candidates (rerank.py).
+5. The model streams its answer, whose citation marks are kept to the numbers it was
+   given (citations.py).
+
+Every question that passes input validation is handed to the log and to the observers
+exactly once, whatever happens to the stream: a model failure keeps the partial answer, and
+a closed stream (the user left or pressed stop) is logged as "interrupted". The log writes
+in the background, so a process killed with SIGKILL can lose turns still in its queue.
 """
 
 from __future__ import annotations
@@ -11,17 +21,21 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from langchain_core.documents import Document
 
+from chat_ui.answer import AnswerOptions, AnswerUpdate, Citation, Status, citations_of, turn_record
+from chat_ui.citations import visible_text
 from chat_ui.errors import ChatUIError
 from chat_ui.language import Language, detect_language, translate
-from chat_ui.log import ConversationLog, TurnRecord
+from chat_ui.log import ConversationLog
 from chat_ui.prompt import Exchange, build_messages
-from chat_ui.retrieve import IndexRetriever
+from chat_ui.relevance import relevance
+from chat_ui.rerank import Reranker, load_reranker
+from chat_ui.retrieve import IndexRetriever, drop_repeated, widen
+from chat_ui.rewrite import QueryRewriter
 from chat_ui.settings import ChatSettings
 from serving.budget import TokenCounter, TokenLimits, fit_prompt
 from serving.client import ChatClient
@@ -30,7 +44,10 @@ from serving.stream import StreamEvent, StreamResult
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["streaming", "ok", "no_answer", "error", "interrupted"]
+__all__ = ["AnswerOptions", "AnswerPipeline", "AnswerUpdate", "Citation", "PromptBudget", "Status"]
+
+# Candidates that the relevance floor looks at, however small the question's top_k.
+MIN_FLOOR_CANDIDATES = 10
 
 # Long enough for a pasted claim set; longer input is almost always a pasted document,
 # which belongs in the index rather than in the prompt.
@@ -45,36 +62,19 @@ class PromptBudget:
     counter: TokenCounter
 
 
-@dataclass(frozen=True)
-class Citation:
-    """A numbered source given to the model, as shown under the answer."""
+@dataclass
+class _Run:
+    """Measurements and intermediate results of one question, for the final update and the log."""
 
-    n: int
-    file_name: str
-    page: int
-    snippet: str
-    score: float
-    chunk_id: int
-    source_uri: str
-
-
-@dataclass(frozen=True)
-class AnswerUpdate:
-    """The state of one answer: yielded after every streamed piece and once at the end."""
-
-    conversation_id: str
-    question: str
-    language: Language
-    answer: str = ""
-    reasoning: str = ""  # the model's think block, shown apart and never as the answer
-    citations: tuple[Citation, ...] = field(default_factory=tuple)
-    status: Status = "streaming"
-    notice: str | None = None  # a localised message for the user, e.g. why the answer stopped
-    turn_id: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.status != "streaming"
+    received: float
+    retrieval_ms: float | None = None
+    first_token: float | None = None
+    raw_answer: str = ""  # the model's answer before citation filtering
+    invalid_citations: int = 0
+    error: Exception | None = None
+    result: StreamResult | None = None
+    thinking: bool | None = None
+    temperature: float | None = None
 
 
 def _is_uuid(value: str) -> bool:
@@ -85,8 +85,16 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
+def _elapsed_ms(start: float, end: float | None = None) -> float:
+    return ((time.monotonic() if end is None else end) - start) * 1000.0
+
+
 class AnswerPipeline:
-    """Answer questions from one index with one model server, and log every turn."""
+    """Answer questions from one index with one model server, and log every turn.
+
+    `rewriter` and `reranker` default to what `settings` configure: a rewriter that uses
+    `client`, and the cross-encoder named by `settings.reranker_model`, if any.
+    """
 
     def __init__(
         self,
@@ -98,6 +106,8 @@ class AnswerPipeline:
         model_id: str,
         model_base_url: str,
         budget: PromptBudget | None = None,
+        rewriter: QueryRewriter | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.retriever = retriever
         self.client = client
@@ -106,6 +116,25 @@ class AnswerPipeline:
         self.model_id = model_id
         self.model_base_url = model_base_url
         self.budget = budget
+        self.rewriter = rewriter or QueryRewriter(
+            settings.query_rewrite,
+            client if settings.query_rewrite == "model" else None,
+            timeout_s=settings.rewrite_timeout_s,
+            max_tokens=settings.rewrite_max_tokens,
+            thinking=None if settings.thinking is None else False,
+        )
+        if reranker is None and settings.reranker_model:
+            reranker = load_reranker(settings.reranker_model)
+        self.reranker = reranker
+        self._observers: list[Callable[[AnswerUpdate], None]] = []
+
+    def add_observer(self, observer: Callable[[AnswerUpdate], None]) -> None:
+        """Call `observer` with the final update of every question that passes input validation.
+
+        That includes "no_answer", "error" and "interrupted" turns. An exception raised by
+        the observer is logged and does not reach the user.
+        """
+        self._observers.append(observer)
 
     def stream(
         self,
@@ -113,18 +142,26 @@ class AnswerPipeline:
         history: Sequence[Exchange] | None = None,
         conversation_id: str | None = None,
         user: str | None = None,
+        options: AnswerOptions | None = None,
     ) -> Iterator[AnswerUpdate]:
         """Yield the growing answer to `question`, then a final update with status and turn id.
 
         `history=None` continues `conversation_id` with its logged turns. An id that is not a
-        UUID cannot be logged, so it starts a new conversation instead.
+        UUID cannot be logged, so it starts a new conversation instead. `options` overrides
+        the settings' thinking, top_k and temperature for this question.
         """
+        run = _Run(received=time.monotonic())
+        options = options or AnswerOptions()
+        run.thinking = self.settings.thinking if options.thinking is None else options.thinking
+        run.temperature = self.settings.temperature if options.temperature is None else options.temperature
+        top_k = options.top_k or self.settings.top_k
         question = (question or "").strip()
         language = detect_language(question)
+        shown_language = options.language or language  # of the notices the user reads
         update = AnswerUpdate(conversation_id=conversation_id or "", question=question, language=language)
 
         # 1. Reject input the model should never see; nothing is logged for it.
-        notice = self._check_question(question, language)
+        notice = self._check_question(question, shown_language)
         if notice is not None:
             yield replace(update, status="error", notice=notice)
             return
@@ -137,72 +174,162 @@ class AnswerPipeline:
         if not conversation_id:
             conversation_id = self._start_conversation(user, question)
         update = replace(update, conversation_id=conversation_id)
-
-        # 2. Retrieve. An empty index is a setup problem the user must hear about, not a crash.
-        if self.retriever.reader.chunk_count == 0:
-            notice = translate("answer.no_documents", language)
-            turn_id = self._record(update, status="no_answer", started=time.monotonic(), first_token=None)
-            yield replace(update, status="no_answer", notice=notice, turn_id=turn_id)
-            return
-        documents = self.retriever.invoke(question)
-
-        # 3. Fit the prompt to the server's token limits: the lowest-ranked chunks go first,
-        # then the oldest turns. The citations list only the chunks the model was given.
         history = list(history)[-self.settings.history_turns :] if self.settings.history_turns else []
+
+        # 2. An empty index is a setup problem the user must hear about, not a crash.
+        if self.retriever.reader.chunk_count == 0:
+            yield self._finish(update, run, "no_answer", translate("answer.no_documents", shown_language))
+            return
+
+        # 3. Search for the standalone form of a follow-up, then keep the chunks above the
+        # relevance floor. Below it, the model is never asked.
         try:
-            messages, documents = self._fit_prompt(question, documents, history, language)
+            search_query = self.rewriter.search_query(question, history, language)
+            update = replace(update, search_query=search_query.text)
+            retrieval_started = time.monotonic()
+            documents = self._retrieve(search_query.text, top_k)
+            run.retrieval_ms = _elapsed_ms(retrieval_started)
+        except Exception as exc:
+            # A broken index is a bug or an outage for the edge to report, but the turn and
+            # the observers still learn about it.
+            run.error = exc
+            self._finish(update, run, "error", None)
+            raise
+        if not documents:
+            yield self._finish(update, run, "no_answer", translate("answer.not_covered", shown_language))
+            return
+
+        # 4. Fit the prompt to the server's token limits: the lowest-ranked chunks go first,
+        # then the oldest turns. The citations list only the chunks the model was given.
+        try:
+            messages, documents = self._fit_prompt(question, documents, history, language, run.thinking)
         except PromptTooLong as exc:
             logger.warning("question of conversation %s does not fit the model: %s", conversation_id, exc)
-            notice = translate("answer.prompt_too_long", language)
-            turn_id = self._record(update, status="error", started=time.monotonic(), first_token=None, error=exc)
-            yield replace(update, status="error", notice=notice, turn_id=turn_id)
+            run.error = exc
+            yield self._finish(update, run, "error", translate("answer.prompt_too_long", shown_language))
             return
-        update = replace(update, citations=tuple(self._citations(documents)))
+        update = replace(update, citations=tuple(citations_of(documents, self.settings.snippet_chars)))
+        valid_numbers = range(1, len(update.citations) + 1)
 
-        # 4. Stream the answer. The finally clause logs the turn even when the consumer
+        # 5. Stream the answer. The finally clause logs the turn even when the consumer
         # closes the generator (stop button, closed tab): that turn stays "interrupted".
-        started = time.monotonic()
-        first_token: float | None = None
         status: Status = "interrupted"
-        error: Exception | None = None
-        result: StreamResult | None = None
+        notice = None
         try:
             with self.client.stream_events(
-                messages,
-                thinking=self.settings.thinking,
-                max_tokens=self.settings.max_tokens,
-                temperature=self.settings.temperature,
+                messages, thinking=run.thinking, max_tokens=self.settings.max_tokens, temperature=run.temperature
             ) as events:
                 for event in events:
                     if event.kind == "status":
-                        update = replace(update, notice=self._status_notice(event, language))
+                        update = replace(update, notice=self._status_notice(event, shown_language))
                         yield update
                         continue
-                    if first_token is None:
-                        first_token = time.monotonic()
+                    if run.first_token is None:
+                        run.first_token = time.monotonic()
                     if event.kind == "reasoning":
                         update = replace(update, reasoning=update.reasoning + event.text, notice=None)
                     else:
-                        update = replace(update, answer=update.answer + event.text, notice=None)
+                        run.raw_answer += event.text
+                        shown = visible_text(run.raw_answer, valid_numbers, final=False).text
+                        update = replace(update, answer=shown, notice=None)
                     yield update
-                result = events.result
-            status, notice = self._outcome(update, result, language)
+                run.result = events.result
+            update = self._final_answer(update, run, valid_numbers)
+            status, notice = self._outcome(update, run.result, shown_language)
         except ModelServerError as exc:
-            status, error = "error", exc
-            notice = self._failure_notice(exc, language)
+            status, run.error = "error", exc
+            notice = self._failure_notice(exc, shown_language)
             logger.warning("model call failed for conversation %s: %s", conversation_id, exc)
         except Exception as exc:
-            status, error = "error", exc
+            status, run.error = "error", exc
             raise
         finally:
-            turn_id = self._record(
-                update, status=status, started=started, first_token=first_token, error=error, result=result
-            )
+            if run.result is None:
+                # The stream ended early: show and log what arrived, filtered as at the end.
+                update = self._final_answer(update, run, valid_numbers)
+            final = self._finish(update, run, status, notice)
 
-        yield replace(update, status=status, notice=notice, turn_id=turn_id)
+        yield final
+
+    def _retrieve(self, query: str, top_k: int) -> list[Document]:
+        """Return the passages to give the model for `query`, best first, or [] below the relevance floor."""
+        # 1. Candidates, widened to what the model would read. The floor judges at least
+        # MIN_FLOOR_CANDIDATES of them, so a small top_k does not hide the best match.
+        fetch = top_k * self.settings.rerank_candidates if self.reranker is not None else top_k
+        candidates = self.retriever.invoke(query, k=max(fetch, MIN_FLOOR_CANDIDATES))
+        candidates = widen(self.retriever.reader, candidates, self.settings.context_chars)
+
+        # 2. The relevance floor.
+        score = relevance(query, candidates)
+        if score < self.settings.relevance_floor:
+            # The query stays in `extra`, where the privacy filter masks it.
+            logger.info(
+                "best passage has relevance %.2f, below the floor %.2f",
+                score,
+                self.settings.relevance_floor,
+                extra={"search_query": query},
+            )
+            return []
+
+        # 3. The reranker's order, then top_k passages without repeats.
+        if self.reranker is not None:
+            candidates = self.reranker.rerank(query, candidates)
+        return drop_repeated(candidates)[:top_k]
+
+    @staticmethod
+    def _final_answer(update: AnswerUpdate, run: _Run, valid_numbers: Sequence[int]) -> AnswerUpdate:
+        filtered = visible_text(run.raw_answer, valid_numbers, final=True)
+        run.invalid_citations = filtered.invalid
+        if filtered.invalid:
+            logger.info("removed %d citation numbers outside 1-%d from the answer", filtered.invalid, len(valid_numbers))
+        return replace(update, answer=filtered.text)
+
+    def _finish(self, update: AnswerUpdate, run: _Run, status: Status, notice: str | None) -> AnswerUpdate:
+        """Log the turn, fill in the final update's measurements and hand it to the observers."""
+        now = time.monotonic()
+        result = run.result
+        final = replace(
+            update,
+            status=status,
+            notice=notice,
+            retrieval_ms=run.retrieval_ms,
+            first_token_ms=None if run.first_token is None else _elapsed_ms(run.received, run.first_token),
+            latency_ms=_elapsed_ms(run.received, now),
+            input_tokens=None if result is None else result.prompt_tokens,
+            output_tokens=None if result is None else result.completion_tokens,
+            error_type=None if run.error is None else type(run.error).__name__,
+        )
+        sampling = {"max_tokens": self.settings.max_tokens, "thinking": run.thinking}
+        if result is not None:
+            sampling = {"max_tokens": result.max_tokens, "thinking": result.thinking, **result.sampling}
+        record = turn_record(
+            final,
+            model_id=self.model_id,
+            model_base_url=self.model_base_url,
+            index_version=self._index_version(),
+            error=run.error,
+            sampling=sampling,
+            invalid_citations=run.invalid_citations,
+        )
+        try:
+            final = replace(final, turn_id=self.log.record_turn(record))
+        except ChatUIError:
+            logger.exception("could not log a %s turn of conversation %s", status, update.conversation_id)
+
+        for observer in self._observers:
+            try:
+                observer(final)
+            except Exception:
+                logger.exception("answer observer %r failed on turn %s", observer, final.turn_id)
+        return final
 
     def _fit_prompt(
-        self, question: str, documents: list[Document], history: list[Exchange], language: Language
+        self,
+        question: str,
+        documents: list[Document],
+        history: list[Exchange],
+        language: Language,
+        thinking: bool | None,
     ) -> tuple[list[dict], list[Document]]:
         def build(chunks: int, turns: int) -> list[dict]:
             return build_messages(question, documents[:chunks], history[len(history) - turns :], language)
@@ -217,7 +344,7 @@ class AnswerPipeline:
             counter=self.budget.counter,
             limits=self.budget.limits,
             max_new_tokens=self.settings.max_tokens,
-            thinking=self.settings.thinking,
+            thinking=thinking,
         )
         return fitted.messages, documents[: fitted.kept_chunks]
 
@@ -243,7 +370,11 @@ class AnswerPipeline:
             # An unknown id, or a log database that cannot be read: answer without history.
             logger.warning("no history for conversation %s: %s", conversation_id, exc)
             return []
-        return [Exchange(question=t.question, answer=t.answer) for t in turns if t.status == "ok"]
+        return [
+            Exchange(question=t.question, answer=t.answer, search_query=t.search_query)
+            for t in turns
+            if t.status == "ok"
+        ]
 
     def _check_question(self, question: str, language: Language) -> str | None:
         if not question:
@@ -258,21 +389,6 @@ class AnswerPipeline:
                 "answer.question_too_long", language, length=len(question), limit=MAX_QUESTION_CHARS
             )
         return None
-
-    def _citations(self, documents: Sequence[Document]) -> Iterator[Citation]:
-        for n, document in enumerate(documents, start=1):
-            meta = document.metadata
-            text = " ".join(document.page_content.split())
-            snippet = text if len(text) <= self.settings.snippet_chars else text[: self.settings.snippet_chars] + "…"
-            yield Citation(
-                n=n,
-                file_name=meta["file_name"],
-                page=meta["page"],
-                snippet=snippet,
-                score=float(meta["score"]),
-                chunk_id=meta["chunk_id"],
-                source_uri=meta["source_uri"],
-            )
 
     @staticmethod
     def _failure_notice(exc: ModelServerError, language: Language) -> str:
@@ -294,52 +410,3 @@ class AnswerPipeline:
         reader = self.retriever.reader
         version = getattr(reader, "version", None) or reader.manifest.get("created_at")
         return None if version is None else str(version)
-
-    def _record(
-        self,
-        update: AnswerUpdate,
-        *,
-        status: Status,
-        started: float,
-        first_token: float | None,
-        error: Exception | None = None,
-        result: StreamResult | None = None,
-    ) -> str | None:
-        now = time.monotonic()
-        record = TurnRecord(
-            conversation_id=update.conversation_id,
-            question=update.question,
-            answer=update.answer,
-            sources=[
-                {
-                    "n": c.n,
-                    "chunk_id": c.chunk_id,
-                    "file_name": c.file_name,
-                    "page": c.page,
-                    "score": c.score,
-                    "source_uri": c.source_uri,
-                }
-                for c in update.citations
-            ],
-            model_id=self.model_id,
-            model_base_url=self.model_base_url,
-            latency_ms=(now - started) * 1000.0,
-            first_token_ms=None if first_token is None else (first_token - started) * 1000.0,
-            status=status,
-            error_type=None if error is None else type(error).__name__,
-            error_message=None if error is None else str(error),
-            index_version=self._index_version(),
-            reasoning=update.reasoning or None,
-            sampling_params=(
-                {"max_tokens": result.max_tokens, "thinking": result.thinking, **result.sampling}
-                if result is not None
-                else {"max_tokens": self.settings.max_tokens, "thinking": self.settings.thinking}
-            ),
-            input_tokens=None if result is None else result.prompt_tokens,
-            output_tokens=None if result is None else result.completion_tokens,
-        )
-        try:
-            return self.log.record_turn(record)
-        except ChatUIError:
-            logger.exception("could not log a %s turn of conversation %s", status, update.conversation_id)
-            return None

@@ -43,6 +43,7 @@ class Exchange:
 
     question: str
     answer: str
+    search_query: str | None = None  # the standalone query searched for `question`, if logged
 
 
 def format_context(documents: Sequence[Document], language: Language) -> str:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from chat_ui.log import ConversationLog
 from chat_ui.pipeline import AnswerPipeline, PromptBudget
+from chat_ui.rerank import load_reranker
 from chat_ui.retrieve import IndexRetriever
+from chat_ui.rewrite import QueryRewriter
 from chat_ui.settings import ChatSettings
 from index_builder.store import open_index
 from serving.budget import TokenLimits, read_token_limits, token_counter_for
@@ -34,8 +36,10 @@ class ModelEndpoint:
 
 
 def build_pipeline(settings: ChatSettings, endpoint: ModelEndpoint) -> AnswerPipeline:
-    """Open the index and the log, and connect a streaming client to `endpoint`."""
+    """Open the index, the reranker if configured, and the log, and connect a client to `endpoint`."""
     reader = open_index(settings.index_dir)
+    # Loaded before the log opens, so a reranker setting that fails leaves nothing running.
+    reranker = load_reranker(settings.reranker_model) if settings.reranker_model else None
     log = ConversationLog.open(settings.log_database_url)
     client = ChatClient(
         endpoint.base_url,
@@ -62,6 +66,32 @@ def build_pipeline(settings: ChatSettings, endpoint: ModelEndpoint) -> AnswerPip
         model_id=endpoint.model_id,
         model_base_url=endpoint.base_url,
         budget=prompt_budget(endpoint),
+        rewriter=query_rewriter(settings, endpoint),
+        reranker=reranker,
+    )
+
+
+def query_rewriter(settings: ChatSettings, endpoint: ModelEndpoint) -> QueryRewriter:
+    """Return the follow-up rewriter that `settings` configure, with a client of its own.
+
+    The rewrite gets the shorter `rewrite_timeout_s` and no retries, because the answer
+    waits for it and the rules can take over at once.
+    """
+    client = None
+    if settings.query_rewrite == "model":
+        client = ChatClient(
+            endpoint.base_url,
+            endpoint.model_id,
+            api_key=endpoint.api_key,
+            timeout=min(settings.rewrite_timeout_s, endpoint.timeout_s),
+        )
+    return QueryRewriter(
+        settings.query_rewrite,
+        client,
+        timeout_s=settings.rewrite_timeout_s,
+        max_tokens=settings.rewrite_max_tokens,
+        # Reasoning would only delay the query. None sends no switch to models without one.
+        thinking=None if settings.thinking is None else False,
     )
 
 

@@ -88,6 +88,7 @@ def turn_entry(
         "sampling_params": sampling_json,
         "input_tokens": record.input_tokens,
         "output_tokens": record.output_tokens,
+        "invalid_citations": record.invalid_citations,
         "created_at": created_at.isoformat(),
     }
 
@@ -225,6 +226,8 @@ def _apply_turn(models: LogModels, entry: Entry) -> int:
         sampling_params=entry["sampling_params"],
         input_tokens=entry["input_tokens"],
         output_tokens=entry["output_tokens"],
+        # Entries journaled before the field existed have no count.
+        invalid_citations=entry.get("invalid_citations"),
         created_at=created_at,
     ).execute()
 

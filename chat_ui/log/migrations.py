@@ -147,6 +147,15 @@ def _migration_2_turn_details_and_feedback(db: peewee.Database) -> None:
     db.create_tables([Feedback], safe=True)
 
 
+def _migration_3_turn_invalid_citations(db: peewee.Database) -> None:
+    """Add the count of citation numbers that the pipeline removed from each answer."""
+    if "invalid_citations" in {column.name for column in db.get_columns("turn")}:
+        return
+    migrator = SchemaMigrator.from_database(db)
+    # Nullable: rows written before this migration have no count.
+    migrate(migrator.add_column("turn", "invalid_citations", peewee.IntegerField(null=True)))
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema change; its version is its 1-based position in MIGRATIONS."""
@@ -159,6 +168,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("create_conversation_and_turn", _migration_1_create_conversation_and_turn),
     Migration("turn_details_and_feedback", _migration_2_turn_details_and_feedback),
+    Migration("turn_invalid_citations", _migration_3_turn_invalid_citations),
 )
 LATEST_VERSION = len(MIGRATIONS)
 

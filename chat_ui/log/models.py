@@ -123,6 +123,8 @@ def build_models(db: peewee.Database) -> LogModels:
         sampling_params = LongTextField(null=True)
         input_tokens = peewee.IntegerField(null=True)
         output_tokens = peewee.IntegerField(null=True)
+        # Citation numbers removed from the answer. NULL in rows written before migration 3.
+        invalid_citations = peewee.IntegerField(null=True)
 
         class Meta:
             table_name = "turn"

@@ -89,6 +89,7 @@ def _to_logged_turn(row: Any) -> LoggedTurn:
         sampling_params=decode_sampling_params(row.sampling_params),
         input_tokens=row.input_tokens,
         output_tokens=row.output_tokens,
+        invalid_citations=row.invalid_citations,
         created_at=as_utc(row.created_at),
     )
 

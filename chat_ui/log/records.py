@@ -63,12 +63,15 @@ class TurnRecord:
     error_type: str | None = None
     error_message: str | None = None
     index_version: str | None = None  # version of the index the sources came from
-    search_query: str | None = None  # query sent to retrieval, when it differs from question
+    search_query: str | None = None  # query sent to retrieval (e.g. a rewritten follow-up), None without one
     reasoning: str | None = None  # the model's reasoning (Qwen3's <think> text), kept apart
     # Sampling parameters sent to the model server, e.g. temperature, top_p and max_tokens.
     sampling_params: Mapping[str, SamplingValue] = field(default_factory=dict)
     input_tokens: int | None = None  # prompt tokens the model server counted
     output_tokens: int | None = None  # generated tokens the model server counted
+    # Citation numbers the model wrote that named no given source, removed from the answer.
+    # None in turns logged before the count existed.
+    invalid_citations: int | None = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,6 +187,7 @@ def validate_turn(record: TurnRecord) -> None:
     _check_milliseconds("first_token_ms", record.first_token_ms, optional=True)
     _check_optional_count("input_tokens", record.input_tokens)
     _check_optional_count("output_tokens", record.output_tokens)
+    _check_optional_count("invalid_citations", record.invalid_citations)
 
 
 def validate_feedback(rating: Any, comment: Any, user: Any) -> None:

@@ -178,14 +178,14 @@ def _wire_chat(page: Page, context: UIContext) -> tuple[list[Any], Any]:
             gr.Info(translate("answer.empty_question", language))
             yield {chat.question: gr.skip()}
             return
-        options = answer_options(thinking, top_k, temperature, default_temperature)
+        options = answer_options(thinking, top_k, temperature, default_temperature, language)
         yield from stream(answers.answer(question, session, options, user_of(request)), language)
 
     def retry(session, language, thinking, top_k, temperature, default_temperature, request: gr.Request):
         if session.streaming or not session.turns:
             yield {chat.question: gr.skip()}
             return
-        options = answer_options(thinking, top_k, temperature, default_temperature)
+        options = answer_options(thinking, top_k, temperature, default_temperature, language)
         yield from stream(answers.retry(session, options, user_of(request)), language)
 
     # The queue position and progress show on the chat only, not on every output.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from chat_ui.language import Language
 from chat_ui.pipeline import AnswerOptions
 from chat_ui.settings import ChatSettings
 from chat_ui.ui.labels import Labels
@@ -91,11 +92,19 @@ def build_settings_panel(labels: Labels, settings: ChatSettings) -> SettingsPane
 
 
 def answer_options(
-    thinking: str | None, top_k: float | None, temperature: float | None, temperature_default: bool
+    thinking: str | None,
+    top_k: float | None,
+    temperature: float | None,
+    temperature_default: bool,
+    language: Language | None = None,
 ) -> AnswerOptions:
-    """Return the per-request options for the panel's values (as the browser sent them)."""
+    """Return the per-request options for the panel's values (as the browser sent them).
+
+    `language` is the page's language switch, in which the pipeline writes its notices.
+    """
     return AnswerOptions(
         thinking=_THINKING.get(thinking or "default"),
         top_k=None if top_k is None else int(top_k),
         temperature=None if temperature_default or temperature is None else float(temperature),
+        language=language if language in ("ko", "en") else None,
     )

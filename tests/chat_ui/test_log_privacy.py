@@ -18,6 +18,7 @@ from chat_ui.log import retention
 from chat_ui.log.cli import log_app
 from chat_ui.log.database import parse_database_url
 from chat_ui.log.journal import Journal
+from chat_ui.log.migrations import LATEST_VERSION
 from chat_ui.log.models import utc_now
 from chat_ui.log.redact import redact_personal_data
 
@@ -306,9 +307,9 @@ def test_cli_status_migrate_replay(tmp_path: Path, cli_env: dict[str, str]) -> N
     replayed = runner.invoke(log_app, ["replay", "--database-url", url], env=cli_env)
 
     assert migrated.exit_code == 0, migrated.output
-    assert "schema version 2" in migrated.output
+    assert f"schema version {LATEST_VERSION}" in migrated.output
     assert status.exit_code == 0, status.output
-    assert "schema version: 2 of 2" in status.output
+    assert f"schema version: {LATEST_VERSION} of {LATEST_VERSION}" in status.output
     assert "journal backlog: 0 records" in status.output
     assert replayed.exit_code == 0, replayed.output
 

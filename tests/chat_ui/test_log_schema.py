@@ -188,7 +188,7 @@ def test_legacy_database_upgraded_in_place(log_url: str, settings: LogSettings) 
     assert new_turn.input_tokens == 10
     assert conversation.title == "예전 대화"
     assert conversation.updated_at == new_turn.created_at
-    assert applied_migrations(log_url) == [(1, MIGRATIONS[0].name), (2, MIGRATIONS[1].name)]
+    assert applied_migrations(log_url) == [(number, m.name) for number, m in enumerate(MIGRATIONS, 1)]
 
 
 def test_partly_applied_migration_completes(log_url: str, settings: LogSettings) -> None:
@@ -203,6 +203,40 @@ def test_partly_applied_migration_completes(log_url: str, settings: LogSettings)
         turn_id = log.record_turn(make_turn(log.start_conversation(), reasoning="재실행"))
         assert log.get_turn(turn_id).reasoning == "재실행"
         assert log.schema_version() == LATEST_VERSION
+
+
+def test_version_2_database_gains_invalid_citations(log_url: str, settings: LogSettings) -> None:
+    # A log of the release before citation filtering, with one turn in it.
+    database = open_database(parse_database_url(log_url))
+    with database.connection_context():
+        migrate_schema(database, "test database", target=2)
+    with ConversationLog.open(log_url, settings=settings) as log:
+        conversation_id = log.start_conversation(title="인용 번호")
+        new_turn_id = log.record_turn(make_turn(conversation_id, invalid_citations=2))
+        assert log.flush(timeout=30) == 0
+        assert log.schema_version() == LATEST_VERSION
+
+    marker = "%s" if log_url.startswith("mysql") else "?"
+    rows = run_sql(
+        log_url, [f"SELECT invalid_citations FROM turn WHERE id = {marker}"], (uuid.UUID(new_turn_id).hex,)
+    )
+    assert rows == [(2,)]
+    assert applied_migrations(log_url)[-1] == (LATEST_VERSION, "turn_invalid_citations")
+
+
+def test_legacy_turn_has_no_invalid_citation_count(log_url: str, settings: LogSettings) -> None:
+    create_legacy_database(log_url)
+
+    ConversationLog.open(log_url, settings=settings).close()
+
+    assert run_sql(log_url, ["SELECT invalid_citations FROM turn"]) == [(None,)]
+
+
+def test_negative_invalid_citations_rejected(tmp_path: Path, settings: LogSettings) -> None:
+    with ConversationLog.open(f"sqlite:///{tmp_path}/log.sqlite3", settings=settings) as log:
+        conversation_id = log.start_conversation()
+        with pytest.raises(ValueError, match="invalid_citations"):
+            log.record_turn(make_turn(conversation_id, invalid_citations=-1))
 
 
 def test_newer_schema_rejected(log_url: str, settings: LogSettings) -> None:
@@ -252,7 +286,7 @@ def test_concurrent_opens_migrate_once(log_url: str, settings: LogSettings) -> N
         thread.join(timeout=120)
 
     assert errors == []
-    assert [version for version, _ in applied_migrations(log_url)] == [1, 2]
+    assert [version for version, _ in applied_migrations(log_url)] == list(range(1, LATEST_VERSION + 1))
 
 
 # Backend-specific column types.

@@ -21,6 +21,7 @@ from chat_ui.errors import LogDatabaseError, SecretNotFoundError, SecretUnavaila
 from chat_ui.log import ConversationLog, LogSettings, TurnRecord
 from chat_ui.log.credentials import read_ssm_secret, resolve_target
 from chat_ui.log.database import open_database
+from chat_ui.log.migrations import LATEST_VERSION
 from chat_ui.log.pool import LogMySQLDatabase
 
 REGION = "ap-northeast-2"
@@ -148,7 +149,7 @@ def test_password_from_environment(
     monkeypatch.setenv("VERACLAIM_LOG_JOURNAL_DIR", str(tmp_path / "journal"))
 
     with ConversationLog.open(f"mysql://{user}@127.0.0.1:3306/{mariadb_database}") as log:
-        assert log.status().schema_version == 2
+        assert log.status().schema_version == LATEST_VERSION
     assert password not in repr(LogSettings())
 
 

@@ -5,6 +5,8 @@ The index is real (two sample PDFs) and so is the SQLite log; only the GPU serve
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
 from pathlib import Path
 
 import pytest
@@ -138,7 +140,12 @@ def test_question_too_long_for_budget_is_not_sent(settings, fake_tgi):
 
 
 def test_chat_answers_through_mariadb_outage(small_index, tmp_path, fake_tgi, mariadb_url, mariadb_outage):
-    settings = ChatSettings(index_dir=small_index, log_database_url=mariadb_url, max_tokens=16)
+    # Rules rewrite the follow-ups, so each queued reply is the answer whether or not the
+    # history could be read during the outage. The numbered questions are not real ones, so
+    # the relevance floor is off.
+    settings = ChatSettings(
+        index_dir=small_index, log_database_url=mariadb_url, max_tokens=16, query_rewrite="rules", relevance_floor=0.0
+    )
     pipeline = _pipeline(settings, fake_tgi)
     conversation_id = pipeline.log.start_conversation(title="정전 중 대화")
     assert pipeline.log.flush(timeout=30) == 0
@@ -160,6 +167,7 @@ def test_chat_answers_through_mariadb_outage(small_index, tmp_path, fake_tgi, ma
 
 def test_follow_up_without_history_loads_logged_turns(settings, fake_tgi):
     fake_tgi.queue(deltas=["1년 6개월 후입니다 [1]."])
+    fake_tgi.queue(deltas=["특허출원 공개 기간의 단축"])  # the follow-up's rewrite
     fake_tgi.queue(deltas=["단축할 수 있습니다 [2]."])
     pipeline = _pipeline(settings, fake_tgi)
 
@@ -168,6 +176,7 @@ def test_follow_up_without_history_loads_logged_turns(settings, fake_tgi):
 
     messages = fake_tgi.chat_requests()[-1].body["messages"]
     assert second.conversation_id == first.conversation_id
+    assert second.answer == "단축할 수 있습니다 [2]."
     assert QUESTION in [message["content"] for message in messages if message["role"] == "user"]
     assert "1년 6개월 후입니다 [1]." in [message["content"] for message in messages if message["role"] == "assistant"]
 
@@ -198,3 +207,267 @@ def test_lone_surrogate_in_question_gets_notice(settings, fake_tgi):
     assert final.status == "error"
     assert "처리할 수 없는 문자" in final.notice
     assert fake_tgi.chat_requests() == []
+
+
+# Follow-up rewriting, the relevance floor, citation filtering and per-request options.
+
+FOLLOW_UP = "그 기간은 단축할 수 있나요?"
+
+
+def _invalid_citations_logged(settings, turn_id: str) -> int | None:
+    """Read the count straight from the table, whatever the log's read API returns."""
+    path = settings.log_database_url.removeprefix("sqlite:///")
+    ConversationLog.open(settings.log_database_url).close()  # waits for the queued writes
+    connection = sqlite3.connect(path)
+    try:
+        row = connection.execute("SELECT invalid_citations FROM turn WHERE id = ?", (uuid.UUID(turn_id).hex,)).fetchone()
+    finally:
+        connection.close()
+    return row[0]
+
+
+def test_follow_up_searches_model_rewrite_and_logs_it(settings, fake_tgi):
+    fake_tgi.queue(deltas=["1년 6개월 후 공개됩니다 [1]."])
+    fake_tgi.queue(deltas=["<think>\n\n</think>\n\n", "특허출원 공개 시기의 단축"])
+    fake_tgi.queue(deltas=["조기공개를 신청할 수 있습니다 [1]."])
+    pipeline = _pipeline(settings, fake_tgi)
+
+    first = list(pipeline.stream(QUESTION))[-1]
+    updates = list(pipeline.stream(FOLLOW_UP, conversation_id=first.conversation_id))
+
+    final = updates[-1]
+    rewrite_request, answer_request = (request.body for request in fake_tgi.chat_requests()[1:])
+    assert first.search_query == QUESTION, "a first question is searched as asked"
+    assert final.status == "ok"
+    assert final.search_query == "특허출원 공개 시기의 단축"
+    assert all(update.search_query == final.search_query for update in updates if update.citations)
+    assert rewrite_request["max_tokens"] == settings.rewrite_max_tokens
+    assert FOLLOW_UP in rewrite_request["messages"][-1]["content"]
+    assert rewrite_request["messages"][-1]["content"].endswith("/no_think")
+    assert answer_request["messages"][-1]["content"].startswith(FOLLOW_UP), "the model answers the question as asked"
+    assert _logged_turn(settings, final).search_query == "특허출원 공개 시기의 단축"
+
+
+def test_unusable_rewrite_falls_back_to_rules(settings, fake_tgi):
+    from chat_ui.prompt import Exchange
+    from chat_ui.rewrite import rule_rewrite
+
+    history = [Exchange(QUESTION, "1년 6개월 후 공개됩니다 [1].")]
+    fake_tgi.queue(deltas=["출원공개는 출원일부터 1년 6개월이 지난 때에 하며, " * 8])  # an answer, not a query
+    fake_tgi.queue(deltas=["답변 [1]"])
+    pipeline = _pipeline(settings, fake_tgi)
+
+    final = list(pipeline.stream(FOLLOW_UP, history=history))[-1]
+
+    assert final.status == "ok"
+    assert final.search_query == rule_rewrite(FOLLOW_UP, history)
+    assert final.answer == "답변 [1]"
+
+
+def test_rules_setting_rewrites_without_model_call(settings, fake_tgi):
+    from chat_ui.prompt import Exchange
+
+    fake_tgi.queue(deltas=["답변 [1]"])
+    pipeline = _pipeline(settings.model_copy(update={"query_rewrite": "rules"}), fake_tgi)
+
+    final = list(pipeline.stream(FOLLOW_UP, history=[Exchange(QUESTION, "1년 6개월 후입니다.")]))[-1]
+
+    assert len(fake_tgi.chat_requests()) == 1
+    assert final.search_query.endswith(FOLLOW_UP)
+    assert "출원" in final.search_query
+
+
+@pytest.mark.parametrize(
+    ("question", "fragment"),
+    [
+        ("오늘 서울 날씨 어때?", "색인된 문서에는 이 질문에 관한 내용이 없어"),  # weather, Korean
+        ("파스타 레시피 알려줘", "색인된 문서에는 이 질문에 관한 내용이 없어"),  # cooking, Korean
+        ("What is the capital of France?", "The indexed documents do not cover this question"),  # English
+    ],
+)
+def test_unrelated_question_gets_not_covered_without_model_call(settings, fake_tgi, question, fragment):
+    pipeline = _pipeline(settings, fake_tgi)
+    observed = []
+    pipeline.add_observer(observed.append)
+
+    updates = list(pipeline.stream(question))
+
+    final = updates[-1]
+    assert len(updates) == 1
+    assert final.status == "no_answer"
+    assert fragment in final.notice
+    assert final.citations == ()
+    assert final.search_query == question
+    assert final.retrieval_ms is not None and final.latency_ms is not None
+    assert fake_tgi.chat_requests() == []
+    assert observed == [final]
+    turn = _logged_turn(settings, final)
+    assert turn.status == "no_answer"
+    assert turn.sources == []
+
+
+def test_notice_follows_language_option(settings, fake_tgi):
+    from chat_ui.pipeline import AnswerOptions
+
+    pipeline = _pipeline(settings, fake_tgi)
+
+    final = list(pipeline.stream("오늘 서울 날씨 어때?", options=AnswerOptions(language="en")))[-1]
+
+    assert final.status == "no_answer"
+    assert "The indexed documents do not cover this question" in final.notice
+    assert final.language == "ko"  # the question's language, in which the model would answer
+
+
+def test_floor_zero_sends_unrelated_question_to_model(settings, fake_tgi):
+    fake_tgi.queue(deltas=["문서에 답이 없습니다."])
+    pipeline = _pipeline(settings.model_copy(update={"relevance_floor": 0.0}), fake_tgi)
+
+    final = list(pipeline.stream("파스타 레시피 알려줘"))[-1]
+
+    assert final.status == "ok"
+    assert len(fake_tgi.chat_requests()) == 1
+
+
+def test_invalid_citations_removed_while_streaming_and_counted(settings, fake_tgi):
+    fake_tgi.queue(deltas=["출원일부터 1년 6개월 후 공개됩니다 [", "9", "]. 근거는 [1", ", 12]", " 입니다 [0]."])
+    pipeline = _pipeline(settings, fake_tgi)
+
+    updates = list(pipeline.stream(QUESTION))
+
+    final = updates[-1]
+    assert final.status == "ok"
+    assert final.answer == "출원일부터 1년 6개월 후 공개됩니다. 근거는 [1] 입니다."
+    for update in updates:
+        for invalid in ("[9", "12]", "[0"):
+            assert invalid not in update.answer, (invalid, update.answer)
+    shown = [update.answer for update in updates]
+    assert all(later.startswith(earlier) for earlier, later in zip(shown, shown[1:]))
+    assert _logged_turn(settings, final).answer == final.answer
+    assert _invalid_citations_logged(settings, final.turn_id) == 3
+
+
+def test_every_citation_maps_to_stored_chunk(settings, fake_tgi):
+    fake_tgi.queue(deltas=["답변 [1]"])
+    pipeline = _pipeline(settings, fake_tgi)
+    reader = pipeline.retriever.reader
+
+    final = list(pipeline.stream(QUESTION))[-1]
+
+    context = fake_tgi.chat_requests()[-1].body["messages"][0]["content"]
+    assert final.citations
+    assert [citation.n for citation in final.citations] == list(range(1, len(final.citations) + 1))
+    for citation in final.citations:
+        chunk = reader.chunk(citation.chunk_id)
+        assert (citation.file_name, citation.page, citation.chunk_no) == (chunk.file_name, chunk.page, chunk.chunk_no)
+        assert chunk.text in citation.text, "the model's context contains the matched chunk"
+        assert citation.text.strip() in context
+        assert f"[{citation.n}] ({citation.file_name}, {citation.page}쪽)" in context
+    assert any(len(citation.text) > len(reader.chunk(citation.chunk_id).text) for citation in final.citations), (
+        "no chunk was widened to its neighbourhood"
+    )
+
+
+def test_context_chars_zero_sends_chunks_alone(settings, fake_tgi):
+    fake_tgi.queue(deltas=["답변 [1]"])
+    pipeline = _pipeline(settings.model_copy(update={"context_chars": 0}), fake_tgi)
+    reader = pipeline.retriever.reader
+
+    final = list(pipeline.stream(QUESTION))[-1]
+
+    assert [citation.text for citation in final.citations] == [
+        reader.chunk(citation.chunk_id).text for citation in final.citations
+    ]
+
+
+def test_options_override_settings_per_question(settings, fake_tgi):
+    from chat_ui.pipeline import AnswerOptions
+
+    fake_tgi.queue(deltas=["답변 [1]"])
+    pipeline = _pipeline(settings, fake_tgi)
+
+    final = list(pipeline.stream(QUESTION, options=AnswerOptions(thinking=False, top_k=2, temperature=0.2)))[-1]
+
+    request = fake_tgi.chat_requests()[-1].body
+    assert final.status == "ok"
+    assert 1 <= len(final.citations) <= 2
+    assert request["temperature"] == 0.2
+    assert request["messages"][-1]["content"].endswith("/no_think")
+    assert "[3]" not in request["messages"][0]["content"]
+    sampling = _logged_turn(settings, final).sampling_params
+    assert sampling["thinking"] is False
+    assert sampling["temperature"] == 0.2
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"top_k": 0},  # below the minimum
+        {"top_k": 51},  # above the maximum
+        {"temperature": -0.1},  # negative
+        {"temperature": 2.5},  # above the maximum
+        {"language": "ja"},  # no catalog for it
+    ],
+)
+def test_invalid_options_rejected(options):
+    from chat_ui.pipeline import AnswerOptions
+
+    with pytest.raises(ValueError, match=next(iter(options))):
+        AnswerOptions(**options)
+
+
+def test_final_update_carries_measurements(settings, fake_tgi):
+    fake_tgi.queue(deltas=["1년 ", "6개월 ", "후입니다 [1]."])
+    pipeline = _pipeline(settings, fake_tgi)
+
+    updates = list(pipeline.stream(QUESTION))
+
+    final = updates[-1]
+    assert final.retrieval_ms is not None and final.retrieval_ms > 0
+    assert final.first_token_ms is not None
+    assert final.latency_ms >= final.first_token_ms >= final.retrieval_ms
+    assert final.input_tokens > 0
+    assert final.output_tokens == 4  # the fake counts one token per delta and one for the end
+    assert final.error_type is None
+    assert all(update.latency_ms is None for update in updates[:-1])
+    turn = _logged_turn(settings, final)
+    assert turn.input_tokens == final.input_tokens
+    assert turn.latency_ms == round(final.latency_ms)
+
+
+def test_failed_answer_reports_error_type(settings, fake_tgi):
+    fake_tgi.queue(deltas=["부분"], error_event={"error": "CUDA out of memory", "error_type": "generation"})
+    pipeline = _pipeline(settings, fake_tgi)
+
+    final = list(pipeline.stream(QUESTION))[-1]
+
+    assert final.status == "error"
+    assert final.error_type == _logged_turn(settings, final).error_type
+    assert final.error_type
+
+
+def test_observers_see_each_final_update_once(settings, fake_tgi):
+    fake_tgi.queue(deltas=["답변 [1]"])
+    fake_tgi.queue(deltas=["긴 ", "답변 ", "중간"])
+    pipeline = _pipeline(settings, fake_tgi)
+    observed = []
+
+    def broken_observer(update):
+        raise RuntimeError("a metrics backend is down")
+
+    pipeline.add_observer(broken_observer)
+    pipeline.add_observer(observed.append)
+
+    answered = list(pipeline.stream(QUESTION))[-1]
+    refused = list(pipeline.stream("파스타 레시피 알려줘"))[-1]
+    rejected = list(pipeline.stream("   "))[-1]
+    stream = pipeline.stream(QUESTION)
+    next(stream)
+    stream.close()
+
+    assert answered.status == "ok"
+    assert rejected.status == "error"
+    assert [update.status for update in observed] == ["ok", "no_answer", "interrupted"]
+    assert observed[0] == answered
+    assert observed[1] == refused
+    assert observed[2].turn_id is not None
+    assert observed[2].latency_ms is not None
