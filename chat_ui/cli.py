@@ -165,7 +165,7 @@ def embedded(
     force_share: ForceShareOption = False,
 ) -> None:
     """Run everything on this machine: the local model, the sample index and the chat on 127.0.0.1:7860."""
-    from chat_ui.embedded import ensure_index, local_token_limits
+    from chat_ui.embedded import ensure_index, local_token_limits, match_local_engine
     from chat_ui.service import ModelEndpoint, build_pipeline
     from chat_ui.settings import ChatSettings
     from serving.local_model import prepare_local_model
@@ -173,7 +173,7 @@ def embedded(
 
     with _setup_errors():
         access = _access(share, force_share)
-        settings = ChatSettings()
+        settings = match_local_engine(ChatSettings())
         ensure_index(samples, settings.index_dir, force=rebuild)
         model_dir = prepare_local_model()
 
