@@ -1,9 +1,10 @@
-"""The ``veraclaim-index`` command: build, rebuild, roll back, push, pull and search an index.
+"""The ``veraclaim-index`` command: build, rebuild, roll back, push, pull, search and evaluate an index.
 
 Exit codes (docs/rebuild.md):
 - 0: success, including builds that skipped some PDFs and rebuilds in which nothing changed;
-- 1: the build, rollback, push or pull failed, and CURRENT names the version it named before;
-- 2: invalid arguments or settings, such as a missing source folder;
+- 1: the build, rollback, push or pull failed, and CURRENT names the version it named before
+  (this includes a new version that the evaluation gate rejected);
+- 2: invalid arguments or settings, such as a missing source folder or an invalid golden set;
 - 3: another build, rollback or pull holds the index folder's lock;
 - 4: ``rebuild`` only: a new version was published, but some documents failed in a way that
   may not recur (a download), so the next run retries them.
@@ -11,7 +12,9 @@ Exit codes (docs/rebuild.md):
 
 from __future__ import annotations
 
+import json
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -22,13 +25,15 @@ from index_builder.build import build_index
 from index_builder.errors import (
     BuildLockedError,
     IndexBuilderError,
+    IndexNotFoundError,
     InvalidSettingsError,
     InvalidSourceError,
     NothingIndexedError,
     OutputDirError,
     SourceNotFoundError,
 )
-from index_builder.reader import open_index
+from index_builder.evaluate import GoldenSetError, evaluate, format_table, load_golden
+from index_builder.reader import SEARCH_MODES, open_index
 from index_builder.report import BuildReport
 from index_builder.settings import IndexBuilderSettings
 from index_builder.versions import REPORT_FILE, BuildLock, current_version, list_versions
@@ -44,7 +49,7 @@ EXIT_PARTIAL = 4
 DEFAULT_REPORT_NAME = REPORT_FILE
 
 # Errors in what the user typed, as opposed to failures while building.
-_USAGE_ERRORS = (InvalidSourceError, SourceNotFoundError, OutputDirError, InvalidSettingsError)
+_USAGE_ERRORS = (InvalidSourceError, SourceNotFoundError, OutputDirError, InvalidSettingsError, GoldenSetError)
 
 _SNIPPET_CHARS = 160
 
@@ -147,6 +152,9 @@ def _run_build(
     try:
         overrides = {"embedding_model": embedding_model} if embedding_model else {}
         settings = IndexBuilderSettings(**overrides)
+        if settings.eval_golden is not None:
+            # An invalid golden set fails here, before minutes of embedding, not at publishing.
+            load_golden(settings.eval_golden)
         report = build_index(source, out, settings=settings, endpoint_url=endpoint_url, progress=progress, full=full)
         if publish_to and report.published and report.version:
             from index_builder.remote import upload_version
@@ -270,6 +278,52 @@ def search(
         typer.echo(f"{rank}. {hit.score:.3f}  {hit.file_name}  page {hit.page}  (chunk {hit.chunk_id})")
         typer.echo(f"   {snippet}")
         typer.echo(f"   {hit.source_uri}")
+
+
+class EvalMode(StrEnum):
+    """The --mode values of `eval`: one search mode, or all of them."""
+
+    ALL = "all"
+    DENSE = "dense"
+    KEYWORD = "keyword"
+    HYBRID = "hybrid"
+
+
+@app.command("eval")
+def eval_command(
+    context: typer.Context,
+    index_dir: Annotated[Path, typer.Argument(help="Index folder written by `veraclaim-index build`.")],
+    golden: Annotated[
+        Path, typer.Option("--golden", help="Golden set: JSON Lines of questions and the pages that answer them.")
+    ],
+    mode: Annotated[EvalMode, typer.Option(help="Search mode to evaluate, or all three.")] = EvalMode.ALL,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON instead of tables.")] = False,
+    misses: Annotated[
+        bool, typer.Option("--misses", help="Also list the questions with no correct hit in the top 5.")
+    ] = False,
+) -> None:
+    """Print recall@1, recall@5, recall@10 and MRR@10 of INDEX_DIR on the golden set, per search mode."""
+    modes = SEARCH_MODES if mode is EvalMode.ALL else (mode.value,)
+    try:
+        items = load_golden(golden)
+        reader = open_index(index_dir)
+        result = evaluate(reader, items, modes, golden=str(golden))
+    except (GoldenSetError, IndexNotFoundError) as error:
+        _fail(context, error, EXIT_USAGE)
+    except IndexBuilderError as error:
+        _fail(context, error, EXIT_FAILED)
+
+    if as_json:
+        document = {
+            "index": str(reader.path),
+            "version": reader.version,
+            "chunk_count": reader.chunk_count,
+            **result.to_dict(),
+        }
+        typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"Index: {reader.path} (version {reader.version or 'unversioned'}, {reader.chunk_count} chunks)")
+    typer.echo(format_table(result, misses=misses))
 
 
 def _echo_report(report: BuildReport) -> None:

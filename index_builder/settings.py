@@ -6,9 +6,10 @@ option), then the environment, then the default below.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The hub id of the default model. embed.py loads it from the folder that the PyPI package
@@ -77,3 +78,32 @@ class IndexBuilderSettings(BaseSettings):
     s3_max_attempts: int = Field(
         default=5, ge=1, description="botocore attempts per S3 request, the first one included."
     )
+
+    eval_golden: Path | None = Field(
+        default=None,
+        description=(
+            "Golden question set (JSON Lines, see data/eval/README.md) that every new version is "
+            "evaluated on before it is published. Unset turns the evaluation gate off."
+        ),
+    )
+    eval_min_recall_at_5: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Lowest hybrid recall@5 on eval_golden, from 0 to 1, at which a new version is still published.",
+    )
+    eval_max_drop: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Largest drop in hybrid recall@5 on eval_golden, against the current version, at which a "
+            "new version is still published. 0.05 allows 5 questions in 100 to be lost."
+        ),
+    )
+
+    @field_validator("eval_golden", mode="before")
+    @classmethod
+    def _empty_golden_is_unset(cls, value: object) -> object:
+        # VERACLAIM_EVAL_GOLDEN= (empty) turns the gate off instead of naming the current folder.
+        return None if isinstance(value, str) and not value.strip() else value

@@ -7,6 +7,12 @@ This is `veraclaim-index rebuild` under a name that schedulers can call without 
 console script on PATH. It takes the index folder's lock, so two runs never overlap, and
 the second exits at once with code 3. Exit codes and the report format are described in
 docs/rebuild.md.
+
+With VERACLAIM_EVAL_GOLDEN set, a new version is published only if its hybrid recall@5 on
+that golden set is at least VERACLAIM_EVAL_MIN_RECALL_AT_5 and at most
+VERACLAIM_EVAL_MAX_DROP below the current version's. A rejected version is kept in
+INDEX_DIR/rejected/<id>, CURRENT stays as it was, and the run exits with code 1
+(docs/retrieval.md).
 """
 
 from __future__ import annotations

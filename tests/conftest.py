@@ -56,6 +56,20 @@ def local_model_server(local_model_dir: Path, tmp_path_factory: pytest.TempPathF
     finally:
         server.stop()
 
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The index of every committed sample PDF, built once per session (a few minutes on 2 cores).
+
+    The chat tests and the retrieval evaluation share it, so tests must not write to it.
+    """
+    from index_builder.build import build_index
+
+    samples = Path(__file__).resolve().parents[1] / "data" / "samples"
+    out = tmp_path_factory.mktemp("sample-index") / "index"
+    build_index(str(samples), out, progress=False)
+    return out
+
 # ---------------------------------------------------------------------------------------
 # The fake TGI server: a real HTTP server on 127.0.0.1 that follows TGI's OpenAPI spec.
 #

@@ -192,16 +192,6 @@ SAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "samples"
 
 
 @pytest.fixture(scope="session")
-def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The index of every committed sample PDF, built once per session (about 2 minutes on 2 cores)."""
-    from index_builder.build import build_index
-
-    out = tmp_path_factory.mktemp("sample-index") / "index"
-    build_index(str(SAMPLES_DIR), out, progress=False)
-    return out
-
-
-@pytest.fixture(scope="session")
 def patent_act_page_of_article_64() -> int:
     """The page of the sample Patent Act PDF that holds 제64조, read from the PDF itself."""
     import pypdfium2

@@ -17,13 +17,13 @@ DRIVER = Path(__file__).with_name("build_driver.py")
 ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
-def run_script(*arguments: str) -> subprocess.CompletedProcess[str]:
+def run_script(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(SCRIPT), *arguments],
         capture_output=True,
         text=True,
         timeout=300,
-        env=ENVIRONMENT,
+        env={**ENVIRONMENT, **(env or {})},
         check=False,
     )
 
@@ -99,3 +99,49 @@ def test_invalid_arguments_exit_code(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "source folder not found" in result.stderr
+
+
+def test_gate_rejection_keeps_current(tmp_path: Path, pdfs) -> None:
+    source, out = tmp_path / "source", tmp_path / "index"
+    pdfs.korean(source / "act.pdf", ["제64조(출원공개) 출원공개는 일정 기간이 지난 후에 한다."])
+    pdfs.korean(source / "cart.pdf", ["캐디 역할을 수행하는 스마트카트의 청구항."])
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text(
+        json.dumps(
+            {"id": "cart", "question": "스마트카트 청구항", "kind": "formal", "expected": [{"file": "cart.pdf", "page": 1}]},
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+
+    # 1. A first version that finds the question, published through the gate.
+    first = run_script(str(source), "--out", str(out), env={"VERACLAIM_EVAL_GOLDEN": str(golden)})
+    assert first.returncode == 0, first.stderr
+    version = current_version(out)
+
+    # 2. Without cart.pdf the question has no answer: recall@5 falls from 1.0 to 0.0.
+    (source / "cart.pdf").unlink()
+    second = run_script(str(source), "--out", str(out), env={"VERACLAIM_EVAL_GOLDEN": str(golden)})
+    report = json.loads((out / "last-build.json").read_text(encoding="utf-8"))
+
+    assert second.returncode == 1
+    assert "was not published: hybrid recall@5 0.000" in second.stderr
+    assert "VERACLAIM_EVAL_MAX_DROP" in report["error"]
+    assert report["version"] == version
+    assert current_version(out) == version
+    rejected = list((out / "rejected").iterdir())
+    assert len(rejected) == 1
+    assert json.loads((rejected[0] / "evaluation.json").read_text(encoding="utf-8"))["current_version"] == version
+
+
+def test_invalid_golden_exit_code(tmp_path: Path, pdfs) -> None:
+    pdfs.korean(tmp_path / "source" / "a.pdf", ["문서"])
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text('{"id": "q", "question": "질문", "kind": "formal", "expected": [{"file": "a.pdf", "page": 0}]}\n')
+
+    result = run_script(str(tmp_path / "source"), "--out", str(tmp_path / "index"), env={"VERACLAIM_EVAL_GOLDEN": str(golden)})
+
+    assert result.returncode == 2
+    assert f"{golden}:1: field 'expected[0].page'" in result.stderr
+    assert not (tmp_path / "index").exists()
