@@ -140,7 +140,14 @@ def load_accounts(settings: OpsSettings) -> Accounts:
         stored[user] = secret
         origin[user] = where
 
-    # 2. An admin without an account could never sign in, which hides a typo.
+    # 2. Sign-in that was asked for but names nobody would leave the chat open to anyone.
+    if not stored and _sign_in_requested(settings):
+        raise AuthConfigError(
+            "VERACLAIM_AUTH_USERS or VERACLAIM_AUTH_FILE is set but names no account, so sign-in "
+            "would be off. Add user:password lines, or unset both to run without sign-in."
+        )
+
+    # 3. An admin without an account could never sign in, which hides a typo.
     admins = settings.admin_names()
     missing = sorted(admins - stored.keys())
     if missing:
@@ -162,6 +169,11 @@ def load_accounts(settings: OpsSettings) -> Accounts:
     return Accounts(stored, frozenset(admins))
 
 
+def _sign_in_requested(settings: OpsSettings) -> bool:
+    users = settings.auth_users.get_secret_value() if settings.auth_users is not None else ""
+    return bool(users.strip()) or settings.auth_file is not None
+
+
 def _entries(settings: OpsSettings) -> Iterator[tuple[str, str, str]]:
     """Yield (user, secret, where) for every account entry, `where` naming its source."""
     if settings.auth_users is not None:
@@ -173,7 +185,14 @@ def _entries(settings: OpsSettings) -> Iterator[tuple[str, str, str]]:
     if settings.auth_file is not None:
         path = settings.auth_file
         _check_private(path)
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise AuthConfigError(
+                f"The password file {path} (VERACLAIM_AUTH_FILE) is not UTF-8 text ({exc.reason} at byte "
+                f"{exc.start}). Save it as UTF-8 with one user:password or user:hash per line."
+            ) from exc
+        for number, line in enumerate(text.splitlines(), start=1):
             line = line.strip()
             if line and not line.startswith("#"):
                 yield _parse_entry(line, f"{path}:{number}")

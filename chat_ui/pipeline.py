@@ -169,6 +169,8 @@ class AnswerPipeline:
         if conversation_id and not _is_uuid(conversation_id):
             logger.warning("conversation id %r is not a UUID, so a new conversation starts", conversation_id[:80])
             conversation_id, history = None, []
+        if conversation_id and not self._owned_by(conversation_id, user):
+            conversation_id, history = None, []
         if history is None:
             history = self._logged_history(conversation_id) if conversation_id else []
         if not conversation_id:
@@ -362,6 +364,26 @@ class AnswerPipeline:
         retry = event.status
         key = "answer.server_starting" if retry.condition == "starting" else "answer.server_busy"
         return translate(key, language, seconds=max(1, round(retry.retry_in_s)))
+
+    def _owned_by(self, conversation_id: str, user: str | None) -> bool:
+        """Return False when the logged conversation belongs to another user.
+
+        Another user's turns must never reach this user's prompt or their conversation. An id
+        not in the database yet passes: a conversation just started may still sit in the
+        log's write queue.
+        """
+        # NOTE: while the database is down the owner cannot be read, so the id is kept and its
+        # history comes only from the caller.
+        try:
+            owner = self.log.get_conversation(conversation_id).user
+        except ChatUIError:
+            return True
+        if owner == user:
+            return True
+        logger.warning(
+            "conversation %s belongs to another user, so a new conversation starts", conversation_id
+        )
+        return False
 
     def _logged_history(self, conversation_id: str) -> list[Exchange]:
         try:

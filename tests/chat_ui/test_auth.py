@@ -124,6 +124,34 @@ def test_no_settings_means_no_accounts():
     assert len(accounts) == 0
 
 
+@pytest.mark.parametrize(
+    "users, file_text",
+    [
+        (" , ", None),  # only separators
+        (None, "# no accounts yet\n\n"),  # a file of comments and blank lines
+        (None, ""),  # an empty file
+    ],
+)
+def test_sign_in_naming_nobody_is_rejected(tmp_path, users, file_text):
+    fields = {}
+    if users is not None:
+        fields["auth_users"] = SecretStr(users)
+    if file_text is not None:
+        fields["auth_file"] = _private_file(tmp_path / "users", file_text)
+
+    with pytest.raises(AuthConfigError, match="names no account"):
+        load_accounts(_ops(**fields))
+
+
+def test_password_file_not_utf8_is_rejected(tmp_path):
+    auth_file = tmp_path / "users"
+    auth_file.write_bytes(b"\xff\xfe:x\n")
+    auth_file.chmod(0o600)
+
+    with pytest.raises(AuthConfigError, match=f"{auth_file} .*not UTF-8"):
+        load_accounts(_ops(auth_file=auth_file))
+
+
 def test_unknown_user_is_rejected():
     accounts = load_accounts(_ops(auth_users=SecretStr(f"alice:{hash_password('pw', iterations=FAST)}")))
 

@@ -5,6 +5,8 @@ The index is real (two sample PDFs) and so is the SQLite log; only the GPU serve
 
 from __future__ import annotations
 
+import json
+
 import sqlite3
 import uuid
 from pathlib import Path
@@ -179,6 +181,22 @@ def test_follow_up_without_history_loads_logged_turns(settings, fake_tgi):
     assert second.answer == "단축할 수 있습니다 [2]."
     assert QUESTION in [message["content"] for message in messages if message["role"] == "user"]
     assert "1년 6개월 후입니다 [1]." in [message["content"] for message in messages if message["role"] == "assistant"]
+
+
+def test_other_users_conversation_is_not_continued(settings, fake_tgi):
+    fake_tgi.queue(deltas=["1년 6개월 후입니다 [1]."])
+    fake_tgi.queue(deltas=["출원공개 시기는 출원일부터 1년 6개월입니다 [1]."])
+    pipeline = _pipeline(settings, fake_tgi)
+
+    alice = list(pipeline.stream(QUESTION + " SECRET-ALICE-42", user="alice"))[-1]
+    pipeline.log.flush()
+    bob = list(pipeline.stream("출원공개 시기는?", conversation_id=alice.conversation_id, user="bob"))[-1]
+
+    bob_request = json.dumps(fake_tgi.chat_requests()[-1].body, ensure_ascii=False)
+    assert bob.conversation_id != alice.conversation_id
+    assert "SECRET-ALICE-42" not in bob_request
+    assert pipeline.log.get_conversation(bob.conversation_id).user == "bob"
+    assert [turn.question for turn in pipeline.log.turns(alice.conversation_id)] == [QUESTION + " SECRET-ALICE-42"]
 
 
 @pytest.mark.parametrize(
