@@ -253,12 +253,20 @@ def _read_chunk_ids(file: Path, index_dir: Path) -> list[int]:
     return chunk_ids
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Fuse several best-first rankings of chunk ids: score = sum of 1 / (k + rank)."""
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], k: int = RRF_K, weights: Sequence[float] | None = None
+) -> list[tuple[int, float]]:
+    """Fuse several best-first rankings of chunk ids: score = sum of weight / (k + rank).
+
+    `weights` gives one weight per ranking; None weighs them all 1.
+    """
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise ValueError(f"got {len(weights)} weights for {len(rankings)} rankings; give one weight per ranking")
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for weight, ranking in zip(weights, rankings):
         for rank, chunk_id in enumerate(ranking, start=1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
