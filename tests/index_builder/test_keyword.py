@@ -195,3 +195,17 @@ def test_count_matches_counts_tokens_per_chunk(reader):
     counts = reader._keyword_index.count_matches(["제64조", "조문:제64조", "없는토큰"])
 
     assert counts == {heading_chunk: 2}
+
+
+def test_weighted_fusion_favours_heavier_ranking():
+    dense, keyword = [1, 2], [2, 1]
+
+    fused = reciprocal_rank_fusion([dense, keyword], weights=(0.2, 1.0))
+
+    assert [chunk_id for chunk_id, _ in fused] == [2, 1]
+    assert fused[0][1] == pytest.approx(0.2 / 62 + 1 / 61)
+
+
+def test_fusion_rejects_weight_count_mismatch():
+    with pytest.raises(ValueError, match="2 weights for 3 rankings"):
+        reciprocal_rank_fusion([[1], [2], [3]], weights=(1.0, 1.0))
