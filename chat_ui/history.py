@@ -273,10 +273,24 @@ def _quote_plain(text: str) -> builtins.list[str]:
     return quoted
 
 
+_SCRIPT_LINK = re.compile(r"\]\(\s*(?:javascript|vbscript|data):", re.IGNORECASE)
+
+
 def _quote_markdown(text: str) -> builtins.list[str]:
-    # NOTE: raw HTML in the model's answer is kept, so a viewer that renders HTML in
-    # Markdown shows it; the chat page sanitises it, an exported file does not.
-    return [f"> {line}".rstrip() for line in (text.splitlines() or [""])]
+    """Block-quote the model's Markdown, with raw HTML and script links made inert.
+
+    Many Markdown viewers render raw HTML, so "<" outside code fences becomes "&lt;" and a
+    javascript:, vbscript: or data: link target becomes "#".
+    """
+    quoted = []
+    in_fence = False
+    for line in text.splitlines() or [""]:
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        elif not in_fence:
+            line = _SCRIPT_LINK.sub("](#", line.replace("<", "&lt;"))
+        quoted.append(f"> {line}".rstrip())
+    return quoted
 
 
 def _human_time(value: datetime) -> str:

@@ -466,6 +466,21 @@ def test_markdown_export_renders_as_written(history: ConversationHistory) -> Non
     assert "&#" not in markdown
 
 
+def test_markdown_export_neutralises_html_in_answer(history: ConversationHistory) -> None:
+    log = history.log
+    conversation_id = log.start_conversation(user=OWNER, title="html")
+    answer = "<script>alert(1)</script> <img src=x onerror=alert(1)> [링크](javascript:alert(1))\n```\nif a < b:\n```"
+    log.record_turn(make_turn(conversation_id, question="질문", answer=answer))
+
+    html = MarkdownIt("commonmark").render(history.export_markdown(OWNER, conversation_id))
+
+    assert "<script>" not in html
+    assert "<img" not in html
+    assert "javascript:" not in html
+    assert "&lt;script&gt;" in html
+    assert "if a &lt; b:" in html  # code keeps its "<", shown escaped by the renderer
+
+
 def test_markdown_export_in_english(history: ConversationHistory) -> None:
     conversation_id, _ = _conversation_with_turns(history.log)
 
