@@ -93,6 +93,19 @@ def _main(
     )
 
 
+def describe_invalid_settings(error) -> str:
+    """Return one line per invalid setting of a pydantic ValidationError: field, variable, value, reason."""
+    lines = []
+    for detail in error.errors(include_url=False):
+        field = ".".join(str(part) for part in detail["loc"]) or "settings"
+        variable = f"VERACLAIM_{field.upper()}"
+        lines.append(
+            f"invalid value {detail.get('input')!r} for setting {field} ({variable}): "
+            f"{detail['msg']}. Fix the value, or unset it to use the default."
+        )
+    return "\n".join(lines)
+
+
 @contextmanager
 def _setup_errors() -> Iterator[None]:
     """Turn a configuration or start-up error into one line on stderr and exit code 2."""
@@ -107,7 +120,8 @@ def _setup_errors() -> Iterator[None]:
     except (ValidationError, ChatUIError, IndexBuilderError, ServingError, ValueError, OSError) as exc:
         if _show_tracebacks:
             raise
-        typer.echo(f"Error: {exc}", err=True)
+        message = describe_invalid_settings(exc) if isinstance(exc, ValidationError) else str(exc)
+        typer.echo(f"Error: {message}", err=True)
         typer.echo("Run with --debug for the traceback.", err=True)
         raise typer.Exit(2) from exc
 

@@ -11,7 +11,9 @@ from chat_ui.cli import app
 @pytest.mark.parametrize(
     ("arguments", "environment", "expected"),
     [
-        ([], {"VERACLAIM_TOP_K": "abc"}, "top_k"),  # a setting of the wrong type
+        ([], {"VERACLAIM_TOP_K": "abc"}, "invalid value 'abc' for setting top_k (VERACLAIM_TOP_K)"),  # wrong type
+        ([], {"VERACLAIM_RELEVANCE_FLOOR": "-1"}, "VERACLAIM_RELEVANCE_FLOOR"),  # below its range
+        ([], {"VERACLAIM_LOG_FORMAT": "xml"}, "invalid value 'xml' for setting log_format"),  # read at start-up
         ([], {"VERACLAIM_RETRIEVAL_MODE": "semantic"}, "retrieval_mode"),  # not one of the modes
         (["--index-dir", "{tmp}/missing"], {}, "veraclaim-index build"),  # no index there
         (["--port", "99999"], {}, "port"),  # out of range
@@ -29,6 +31,7 @@ def test_serve_rejects_bad_settings_cleanly(tmp_path, monkeypatch, arguments, en
     assert "Error:" in result.output
     assert expected in result.output
     assert "Traceback" not in result.output
+    assert "errors.pydantic.dev" not in result.output
 
 
 def test_serve_without_model_server_names_the_settings(tmp_path, monkeypatch):
