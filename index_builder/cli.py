@@ -32,7 +32,7 @@ from index_builder.errors import (
     OutputDirError,
     SourceNotFoundError,
 )
-from index_builder.evaluate import GoldenSetError, evaluate, format_table, load_golden
+from index_builder.evaluate import GoldenSetError, evaluate, format_table, load_golden, unreachable_pages
 from index_builder.reader import SEARCH_MODES, open_index
 from index_builder.report import BuildReport
 from index_builder.settings import IndexBuilderSettings
@@ -312,6 +312,11 @@ def eval_command(
         _fail(context, error, EXIT_USAGE)
     except IndexBuilderError as error:
         _fail(context, error, EXIT_FAILED)
+
+    # A page the index does not contain can never be found: say so instead of silently
+    # counting it as a miss.
+    for problem in unreachable_pages(items, reader.pages()):
+        typer.echo(f"Warning: {problem}; check the golden file's file name and page.", err=True)
 
     if as_json:
         document = {

@@ -245,6 +245,20 @@ def evaluate(
     return EvaluationResult(golden=golden, questions=len(items), modes=results)
 
 
+def unreachable_pages(items: Sequence[GoldenItem], indexed: set[tuple[str, int]]) -> list[str]:
+    """Describe each expected page that no chunk of the index comes from.
+
+    Such a page can never be found, so a typo in a file name or page number would only
+    lower recall without a word.
+    """
+    problems = []
+    for item in items:
+        for expected in item.expected:
+            if (expected.file, expected.page) not in indexed:
+                problems.append(f"{item.id}: page {expected.page} of {expected.file} is not in the index")
+    return problems
+
+
 def load_golden(path: str | Path) -> list[GoldenItem]:
     """Read and validate the golden set at ``path``. Raises GoldenSetError on the first invalid line."""
     path = Path(path).expanduser()

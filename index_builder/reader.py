@@ -73,6 +73,10 @@ class IndexReader:
         # Neighbour lookup for context(): (source_uri, page, chunk_no) -> chunk id.
         self._positions = {(chunk.source_uri, chunk.page, chunk.chunk_no): chunk.chunk_id for chunk in chunks.values()}
 
+    def pages(self) -> set[tuple[str, int]]:
+        """Return the (file name, page) pairs that at least one chunk comes from."""
+        return {(chunk.file_name, chunk.page) for chunk in self._chunks.values()}
+
     @property
     def manifest(self) -> dict[str, Any]:
         """The parsed manifest.json. Callers must not modify it."""

@@ -302,6 +302,16 @@ def test_eval_command_invalid_golden(tiny_index: Path, tmp_path: Path, runner: C
     assert result.stderr.startswith(f"Error: {golden}:1: field 'kind'")
 
 
+def test_eval_command_warns_of_unindexed_page(tiny_index: Path, tmp_path: Path, runner: CliRunner) -> None:
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text(json.dumps({**VALID, "expected": [{"file": "nope.pdf", "page": 3}]}) + "\n", encoding="utf-8")
+
+    result = runner.invoke(app, ["eval", str(tiny_index), "--golden", str(golden), "--mode", "keyword"])
+
+    assert result.exit_code == 0, result.output
+    assert "Warning: q1: page 3 of nope.pdf is not in the index" in result.stderr
+
+
 def test_eval_command_missing_index(tmp_path: Path, tiny_golden: Path, runner: CliRunner) -> None:
     result = runner.invoke(app, ["eval", str(tmp_path / "none"), "--golden", str(tiny_golden)])
 
