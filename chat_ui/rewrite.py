@@ -2,10 +2,10 @@
 
 "그 기간은 단축할 수 있나요?" finds nothing on its own: the index does not know what "그
 기간" refers to. With history, the model rewrites the follow-up into a query that names its
-subject. When the model's output is unusable (empty, far too long, without Hangul or Latin
-letters, an echo of the prompt) or the call fails or times out, rules take over: the key
-terms of the previous search query are put in front of the follow-up. Without history the
-question is searched as it is, and no model call is made.
+subject. The model's output is unusable when it is empty, far too long, without Hangul or
+Latin letters, or an echo of the prompt. Then, or when the call fails or times out, rules
+take over and put the key terms of the previous search query in front of the follow-up.
+Without history the question is searched as it is, and no model call is made.
 """
 
 from __future__ import annotations
