@@ -160,18 +160,22 @@ class BackgroundWriter:
         marker = _Marker(replay=replay)
         if not self._thread.is_alive():
             raise LogFlushTimeout(f"The writer of {self._database_name} is not running.")
-        deadline = time.monotonic() + timeout
-        try:
-            self._queue.put(marker, timeout=timeout)
-        except queue.Full:
-            pass  # reported as a timeout below
-        if not marker.done.wait(max(0.0, deadline - time.monotonic())):
+        if not self._enqueue_and_wait(marker, marker.done, timeout):
             raise LogFlushTimeout(
                 f"The writer of {self._database_name} did not finish its pending writes in "
                 f"{timeout:g} s ({self._queue.qsize()} entries queued). The database may be "
                 "slow; the entries stay queued and are written or journaled later."
             )
         return marker.backlog
+
+    def _enqueue_and_wait(self, item: object, done: threading.Event, timeout: float) -> bool:
+        """Queue ``item`` behind the pending entries; return whether ``done`` was set within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        try:
+            self._queue.put(item, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(max(0.0, deadline - time.monotonic()))
 
     def apply_change(
         self,
@@ -194,12 +198,7 @@ class BackgroundWriter:
         change: Change[_T] = Change(action, tombstones_of)
         if self._stopped or not self._thread.is_alive():
             raise LogFlushTimeout(f"The writer of {self._database_name} is not running.")
-        deadline = time.monotonic() + timeout
-        try:
-            self._queue.put(change, timeout=timeout)
-        except queue.Full:
-            pass  # reported as a timeout below
-        if not change.done.wait(max(0.0, deadline - time.monotonic())):
+        if not self._enqueue_and_wait(change, change.done, timeout):
             raise LogFlushTimeout(
                 f"The writer of {self._database_name} did not reach a change in {timeout:g} s "
                 f"({self._queue.qsize()} entries queued before it). The database may be "
