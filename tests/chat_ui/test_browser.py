@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from chat_ui.app import build_app
 from chat_ui.pipeline import AnswerPipeline
@@ -294,7 +295,11 @@ def test_history_renames_exports_and_deletes(app, page, fake_tgi):
 
     _open(page, app.url)
     page.locator("#history-list label").first.click()
-    page.locator("#history-title input").fill("제64조 검토")
+    # Choosing a conversation fills the title field from the server; typing before that
+    # reply arrives would be overwritten by it on a slow machine.
+    title = page.locator("#history-title input")
+    expect(title).to_have_value("출원공개는 어느 조문에 있나요?", timeout=ANSWER_MS)
+    title.fill("제64조 검토")
     page.locator("#history-rename").click()
     page.locator("#history-list").get_by_text("제64조 검토").wait_for(timeout=ANSWER_MS)
 
