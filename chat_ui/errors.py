@@ -58,3 +58,27 @@ class SecretNotFoundError(ChatUIError, LookupError):
 
 class SecretUnavailableError(ChatUIError, ConnectionError):
     """AWS SSM Parameter Store could not be reached or refused to return a database secret."""
+
+
+class RerankerLoadError(ChatUIError, OSError):
+    """The cross-encoder named by the reranker setting could not be loaded."""
+
+
+class PageError(ChatUIError):
+    """Base class of the errors that stop a cited page from being shown as an image."""
+
+
+class PageSourceRejected(PageError, PermissionError):
+    """The citation's source URI is not a local PDF inside the index's source folder."""
+
+
+class PageSourceRemote(PageError, ValueError):
+    """The source is stored remotely (s3://), so the chat server has no file to render."""
+
+
+class PageNotFound(PageError, LookupError):
+    """The PDF is missing or has no page with the cited number."""
+
+
+class ShareWithoutAuthError(ChatUIError, ValueError):
+    """A share link was requested while no sign-in accounts are configured."""

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from PIL import Image, ImageDraw
 
-from chat_ui.errors import ChatUIError
+from chat_ui.errors import PageNotFound, PageSourceRejected, PageSourceRemote
 
 logger = logging.getLogger(__name__)
 
@@ -47,22 +47,6 @@ HIGHLIGHT_RGBA = (255, 214, 0, 96)  # translucent yellow
 HIGHLIGHT_OUTLINE_RGBA = (214, 150, 0, 200)
 
 _PDFIUM_LOCK = threading.Lock()
-
-
-class PageError(ChatUIError):
-    """Base class of the errors that stop a cited page from being shown as an image."""
-
-
-class PageSourceRejected(PageError, PermissionError):
-    """The citation's source URI is not a local PDF inside the index's source folder."""
-
-
-class PageSourceRemote(PageError, ValueError):
-    """The source is stored remotely (s3://), so the chat server has no file to render."""
-
-
-class PageNotFound(PageError, LookupError):
-    """The PDF is missing or has no page with the cited number."""
 
 
 @dataclass(frozen=True)

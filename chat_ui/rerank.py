@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.documents import Document
 
-from chat_ui.errors import ChatUIError
+from chat_ui.errors import RerankerLoadError
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -26,11 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SETTING = "VERACLAIM_RERANKER_MODEL"
-
-
-# TODO: move to chat_ui/errors.py, where the package's other error classes are.
-class RerankerLoadError(ChatUIError, OSError):
-    """The cross-encoder named by the reranker setting could not be loaded."""
 
 
 class Reranker:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from chat_ui.auth import Accounts, load_accounts
-from chat_ui.errors import ChatUIError
+from chat_ui.errors import ShareWithoutAuthError
 from chat_ui.language import translate
 from chat_ui.logsetup import TurnLogger
 from chat_ui.ops_settings import OpsSettings
@@ -38,10 +38,6 @@ _THEME = gr.themes.Default(
     font=["Noto Sans KR", "Apple SD Gothic Neo", "Malgun Gothic", "NanumGothic", "sans-serif"],
     font_mono=["ui-monospace", "monospace"],
 )
-
-
-class ShareWithoutAuthError(ChatUIError, ValueError):
-    """A share link was requested while no sign-in accounts are configured."""
 
 
 def is_loopback(host: str) -> bool:

@@ -24,6 +24,7 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -33,23 +34,18 @@ from typing import Annotated, Any  # noqa: E402
 
 import typer  # noqa: E402
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The browser tests start Chromium with the same flags, from tests/browser_support.py, which
+# no installed package contains.
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 logger = logging.getLogger("screenshot_ui")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "data" / "samples"
 SAMPLE_PDFS = ("patent_act.pdf", "guidelines_amendment.pdf")
 DEFAULT_OUT = REPO_ROOT / "docs" / "screenshot-ko.png"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1440, "height": 1300}
 # The screenshot is committed, so it must stay small; 256 colours keep the UI's flat colours.
 MAX_BYTES = 400_000

@@ -107,10 +107,7 @@ def collect_stats(
     first_day = until.date() - timedelta(days=window_days - 1)
     since = datetime.combine(first_day, datetime.min.time())
 
-    # NOTE: this uses the log's private read session and models. A public read hook on
-    # ConversationLog would let stats.py stop reaching into store.py.
-    models: LogModels = log._models
-    with log._read_session("read usage statistics"):
+    with log.reading("read usage statistics") as models:
         counts = _day_status_counts(models, since, until)
         latencies = _latency_samples(models, since, until)
         up, down = _feedback_votes(models, since, until)

@@ -1,4 +1,5 @@
-"""Fixtures of the chat tests: a throwaway MariaDB database per test, and the sample index.
+"""Fixtures of the chat tests: a throwaway MariaDB database per test, the conversation log
+on both backends, the sample index, and the chat app launched on 127.0.0.1.
 
 The server runs on 127.0.0.1:3306 as root with an empty password, and ``make test`` starts it.
 """
@@ -12,10 +13,19 @@ import uuid
 from collections.abc import Callable, Iterator
 import contextlib
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pymysql
 import pytest
+
+from chat_ui.log import ConversationLog, LogSettings
+from tests.chat_ui.support import free_port
+
+if TYPE_CHECKING:
+    from chat_ui.ops_settings import OpsSettings
+    from chat_ui.pipeline import AnswerPipeline
 
 MARIADB_HOST = "127.0.0.1"
 MARIADB_PORT = 3306
@@ -186,6 +196,36 @@ def mariadb_outage() -> Iterator[Callable[[], contextlib.AbstractContextManager[
 
 
 # ---------------------------------------------------------------------------------------
+# The conversation log on each backend. A test module may define its own fixture of the same
+# name, which then replaces this one for that module.
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> LogSettings:
+    """Log settings with the test's own journal directory and a fast replay."""
+    return LogSettings(journal_dir=tmp_path / "journal", replay_interval_s=0.2)
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of an empty log database on each backend.
+
+    The SQLite file is in a folder that does not exist yet, which the log creates.
+    """
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/db/log.sqlite3"
+    return request.getfixturevalue("mariadb_url")
+
+
+@pytest.fixture
+def log(log_url: str, settings: LogSettings) -> Iterator[ConversationLog]:
+    """The conversation log on ``log_url``, closed after the test."""
+    conversation_log = ConversationLog.open(log_url, settings=settings)
+    yield conversation_log
+    conversation_log.close()
+
+
+# ---------------------------------------------------------------------------------------
 # The sample index and the chat pipeline over it.
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "samples"
@@ -225,3 +265,52 @@ def small_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def journal_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep each test's log journal out of the repository's var/ folder."""
     monkeypatch.setenv("VERACLAIM_LOG_JOURNAL_DIR", str(tmp_path / "journal"))
+
+
+# ---------------------------------------------------------------------------------------
+# The chat app, launched on 127.0.0.1 with the small index and the fake TGI server.
+
+
+@dataclass(frozen=True)
+class LaunchedApp:
+    """A chat app that ``launch_chat_app`` started: its base URL and its pipeline."""
+
+    url: str
+    pipeline: AnswerPipeline
+
+
+@pytest.fixture
+def launch_chat_app(
+    small_index: Path, tmp_path: Path, fake_tgi: Any
+) -> Iterator[Callable[[OpsSettings], LaunchedApp]]:
+    """A function that launches the chat app with the given OpsSettings and returns it.
+
+    Each launch listens on a free port and streams its replies from the fake TGI server, with
+    max_tokens=64. All launches of one test share the SQLite log in ``tmp_path``. Every app and its
+    log are closed after the test.
+    """
+    from chat_ui.app import build_app
+    from chat_ui.server import launch
+    from chat_ui.service import ModelEndpoint, build_pipeline
+    from chat_ui.settings import ChatSettings
+
+    launched = []
+
+    def start(ops: OpsSettings) -> LaunchedApp:
+        settings = ChatSettings(
+            index_dir=small_index,
+            log_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}",
+            host="127.0.0.1",
+            port=free_port(),
+            max_tokens=64,
+        )
+        pipeline = build_pipeline(settings, ModelEndpoint(fake_tgi.base_url, fake_tgi.model_id, timeout_s=10))
+        demo = build_app(pipeline, settings)
+        launched.append((demo, pipeline))
+        launch(demo, settings, pipeline=pipeline, prevent_thread_lock=True, ops=ops)
+        return LaunchedApp(url=f"http://127.0.0.1:{settings.port}", pipeline=pipeline)
+
+    yield start
+    for demo, pipeline in launched:
+        demo.close()
+        pipeline.log.close()

@@ -6,7 +6,6 @@ their created_at times to known days, so the log looks like one that has run for
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime, time, timedelta, timezone
 
 import httpx
@@ -180,38 +179,16 @@ def test_percentile(values, q, expected):
 # The /admin page, launched beside the chat on 127.0.0.1
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def admin_server(small_index, tmp_path, fake_tgi):
-    from chat_ui.app import build_app
+def admin_server(launch_chat_app):
+    """(URL, pipeline) of the chat app with accounts alice (an admin) and bob."""
     from chat_ui.auth import hash_password
     from chat_ui.ops_settings import OpsSettings
-    from chat_ui.server import launch
-    from chat_ui.service import ModelEndpoint, build_pipeline
-    from chat_ui.settings import ChatSettings
 
-    settings = ChatSettings(
-        index_dir=small_index,
-        log_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}",
-        host="127.0.0.1",
-        port=_free_port(),
-        max_tokens=64,
-    )
-    pipeline = build_pipeline(settings, ModelEndpoint(fake_tgi.base_url, fake_tgi.model_id, timeout_s=10))
     users = ",".join(f"{name}:{hash_password(name + '-pw', iterations=1000)}" for name in ("alice", "bob"))
     ops = OpsSettings(auth_users=SecretStr(users), admin_users="alice")
-    demo = build_app(pipeline, settings)
-    launch(demo, settings, pipeline=pipeline, prevent_thread_lock=True, ops=ops)
-    try:
-        yield f"http://127.0.0.1:{settings.port}", pipeline
-    finally:
-        demo.close()
-        pipeline.log.close()
+    app = launch_chat_app(ops)
+    return app.url, app.pipeline
 
 
 def test_admin_page_needs_an_admin_sign_in(admin_server):

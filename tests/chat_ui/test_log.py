@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -30,8 +29,7 @@ from chat_ui.errors import (
 )
 from chat_ui.log import TURN_STATUSES, ConversationLog, LogSettings, TurnRecord, mask_url
 from chat_ui.log.database import parse_database_url
-
-BACKENDS = ["sqlite", "mariadb"]
+from tests.chat_ui import support
 
 # 30,000 distinct-looking Hangul syllables: 90,000 UTF-8 bytes, beyond MySQL TEXT's 65,535.
 LONG_HANGUL = "".join(chr(0xAC00 + (i * 7919) % 11172) for i in range(30_000))
@@ -53,46 +51,16 @@ def cited_source(n: int = 1, **overrides: Any) -> dict[str, Any]:
 
 
 def make_turn(conversation_id: str, **overrides: Any) -> TurnRecord:
+    """Build a turn with a cited source and a first-token time, so round trips cover them."""
     fields: dict[str, Any] = {
-        "conversation_id": conversation_id,
         "question": "청구항 1의 구성요소는 무엇인가요?",
         "answer": "청구항 1은 세 가지 구성요소로 이루어집니다 [1].",
         "sources": [cited_source(1)],
-        "model_id": "Qwen/Qwen3-8B",
-        "model_base_url": "http://127.0.0.1:8080/v1",
         "latency_ms": 1830,
         "first_token_ms": 212,
     }
     fields.update(overrides)
-    return TurnRecord(**fields)
-
-
-def closed_port() -> int:
-    """Return a local TCP port that nothing listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> LogSettings:
-    """Log settings with the test's own journal directory and a fast replay."""
-    return LogSettings(journal_dir=tmp_path / "journal", replay_interval_s=0.2)
-
-
-@pytest.fixture(params=BACKENDS)
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """URL of an empty log database on each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/var/veraclaim.sqlite3"
-    return request.getfixturevalue("mariadb_url")
-
-
-@pytest.fixture
-def log(log_url: str, settings: LogSettings) -> Iterator[ConversationLog]:
-    conversation_log = ConversationLog.open(log_url, settings=settings)
-    yield conversation_log
-    conversation_log.close()
+    return support.make_turn(conversation_id, **fields)
 
 
 @pytest.fixture
@@ -673,7 +641,7 @@ def test_scrub_masks_password_in_credential_position(password: str, text: str, s
 
 
 def test_unreachable_mysql_hides_password() -> None:
-    port = closed_port()
+    port = support.free_port()
     url = f"mysql://veraclaim:s3cr%40t-pw@127.0.0.1:{port}/log?connect_timeout=2"
 
     with pytest.raises(LogDatabaseError) as caught:

@@ -17,44 +17,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
-import pymysql
 import pytest
 
-from chat_ui.log import ConversationLog, LogSettings, TurnRecord
+from chat_ui.log import ConversationLog, LogSettings
 from chat_ui.log.database import parse_database_url
 from chat_ui.log.entries import conversation_entry, turn_entry
 from chat_ui.log.journal import Journal
 from chat_ui.log.models import utc_now
+from tests.chat_ui.support import connect_outside_log, make_turn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUTAGE_TURNS = 20
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> LogSettings:
-    return LogSettings(journal_dir=tmp_path / "journal", replay_interval_s=0.2)
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/db/log.sqlite3"
-    return request.getfixturevalue("mariadb_url")
-
-
-def make_turn(conversation_id: str, **overrides: Any) -> TurnRecord:
-    fields: dict[str, Any] = {
-        "conversation_id": conversation_id,
-        "question": "청구항 1의 구성요소는?",
-        "answer": "세 가지입니다 [1].",
-        "model_id": "Qwen/Qwen3-8B",
-        "model_base_url": "http://127.0.0.1:8080/v1",
-        "latency_ms": 900,
-    }
-    fields.update(overrides)
-    return TurnRecord(**fields)
 
 
 def journal_for(url: str, root: Path) -> Journal:
@@ -94,17 +68,7 @@ def journaled_conversation(
 def count_turns(url: str, turn_ids: list[str]) -> dict[str, int]:
     """Return how many rows each turn id has, read outside the log."""
     hex_ids = [uuid.UUID(turn_id).hex for turn_id in turn_ids]
-    target = parse_database_url(url)
-    if target.sqlite_path is not None:
-        connection: Any = sqlite3.connect(target.sqlite_path)
-        marker = "?"
-    else:
-        params = target.mysql_params
-        connection = pymysql.connect(
-            host=params["host"], port=params["port"], user=params["user"],
-            password=params["password"], database=params["database"],
-        )
-        marker = "%s"
+    connection, marker = connect_outside_log(url)
     try:
         cursor = connection.cursor()
         placeholders = ", ".join([marker] * len(hex_ids))

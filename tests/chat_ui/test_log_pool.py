@@ -9,33 +9,20 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import peewee
 import pymysql
 import pytest
 
 from chat_ui.errors import ConversationNotFoundError, LogDatabaseError, TurnNotFoundError
-from chat_ui.log import ConversationLog, LogSettings, TurnRecord
+from chat_ui.log import ConversationLog, LogSettings
 from chat_ui.log.database import open_database, parse_database_url
 from chat_ui.log.pool import LogMySQLDatabase, stale_timeout_for
+from tests.chat_ui.support import make_turn
 
 # A session wait_timeout short enough to expire during a test.
 SHORT_WAIT_TIMEOUT_S = 5
 IDLE_PERIOD_S = 10
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> LogSettings:
-    return LogSettings(journal_dir=tmp_path / "journal", replay_interval_s=0.2)
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/log.sqlite3"
-    return request.getfixturevalue("mariadb_url")
 
 
 @pytest.fixture
@@ -50,19 +37,6 @@ def pooled_database(short_wait_url: str) -> Iterator[LogMySQLDatabase]:
     assert isinstance(database, LogMySQLDatabase)
     yield database
     database.close_all()
-
-
-def make_turn(conversation_id: str, **overrides: Any) -> TurnRecord:
-    fields: dict[str, Any] = {
-        "conversation_id": conversation_id,
-        "question": "청구항 1의 구성요소는?",
-        "answer": "세 가지입니다 [1].",
-        "model_id": "Qwen/Qwen3-8B",
-        "model_base_url": "http://127.0.0.1:8080/v1",
-        "latency_ms": 900,
-    }
-    fields.update(overrides)
-    return TurnRecord(**fields)
 
 
 def kill_sessions(admin: pymysql.connections.Connection, database: str) -> int:

@@ -9,11 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 from typer.testing import CliRunner
 
-from chat_ui.log import ConversationLog, LogSettings, TurnRecord
+from chat_ui.log import ConversationLog, LogSettings
 from chat_ui.log import retention
 from chat_ui.log.cli import log_app
 from chat_ui.log.database import parse_database_url
@@ -21,45 +20,13 @@ from chat_ui.log.journal import Journal
 from chat_ui.log.migrations import LATEST_VERSION
 from chat_ui.log.models import utc_now
 from chat_ui.log.redact import redact_personal_data
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> LogSettings:
-    return LogSettings(journal_dir=tmp_path / "journal", replay_interval_s=0.2)
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/db/log.sqlite3"
-    return request.getfixturevalue("mariadb_url")
-
-
-def make_turn(conversation_id: str, **overrides: Any) -> TurnRecord:
-    fields: dict[str, Any] = {
-        "conversation_id": conversation_id,
-        "question": "청구항 1의 구성요소는?",
-        "answer": "세 가지입니다 [1].",
-        "model_id": "Qwen/Qwen3-8B",
-        "model_base_url": "http://127.0.0.1:8080/v1",
-        "latency_ms": 900,
-    }
-    fields.update(overrides)
-    return TurnRecord(**fields)
+from tests.chat_ui.support import connect_outside_log, make_turn
 
 
 def run_sql(url: str, statement: str, params: list[Any]) -> None:
     """Run one statement on the database at ``url`` outside the log."""
-    target = parse_database_url(url)
-    if target.sqlite_path is not None:
-        connection: Any = sqlite3.connect(target.sqlite_path)
-        statement = statement.replace("%s", "?")
-    else:
-        p = target.mysql_params
-        connection = pymysql.connect(
-            host=p["host"], port=p["port"], user=p["user"], password=p["password"],
-            database=p["database"], autocommit=True,
-        )
+    connection, marker = connect_outside_log(url)
+    statement = statement.replace("%s", marker)
     try:
         connection.cursor().execute(statement, params)
         connection.commit()

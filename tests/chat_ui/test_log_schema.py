@@ -13,12 +13,11 @@ import pymysql
 import pytest
 
 from chat_ui.errors import LogSchemaError
-from chat_ui.log import ConversationLog, LogSettings, TurnRecord
+from chat_ui.log import ConversationLog, LogSettings
 from chat_ui.log.database import open_database, parse_database_url
 from chat_ui.log.migrations import LATEST_VERSION, MIGRATIONS, migrate_schema
 from chat_ui.log.models import build_models
-
-BACKENDS = ["sqlite", "mariadb"]
+from tests.chat_ui.support import make_turn
 
 # The schema that the first release's create_tables() made, copied from the databases it
 # created, so the upgrade tests start from the real thing.
@@ -69,18 +68,6 @@ LEGACY_CONVERSATION_ID = uuid.UUID("7d1f0c2e-3b9a-4a51-9a57-0d3c2b1e4f60")
 LEGACY_TURN_ID = uuid.UUID("0b9e6c4d-2f1a-4e8b-8c7d-6a5b4c3d2e1f")
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> LogSettings:
-    return LogSettings(journal_dir=tmp_path / "journal", replay_interval_s=0.2)
-
-
-@pytest.fixture(params=BACKENDS)
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/log.sqlite3"
-    return request.getfixturevalue("mariadb_url")
-
-
 def run_sql(url: str, statements: list[str], params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Run statements on the database at ``url`` outside the log; return the last rows."""
     database = open_database(parse_database_url(url))
@@ -119,19 +106,6 @@ def create_legacy_database(url: str) -> None:
         ],
         (turn_id, conversation_id),
     )
-
-
-def make_turn(conversation_id: str, **overrides: Any) -> TurnRecord:
-    fields: dict[str, Any] = {
-        "conversation_id": conversation_id,
-        "question": "청구항 1의 구성요소는?",
-        "answer": "세 가지입니다 [1].",
-        "model_id": "Qwen/Qwen3-8B",
-        "model_base_url": "http://127.0.0.1:8080/v1",
-        "latency_ms": 900,
-    }
-    fields.update(overrides)
-    return TurnRecord(**fields)
 
 
 def applied_migrations(url: str) -> list[tuple[int, str]]:

@@ -5,11 +5,9 @@ any log line on the open, failure and reconnect paths."""
 from __future__ import annotations
 
 import logging
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import boto3
@@ -18,11 +16,12 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from chat_ui.errors import LogDatabaseError, SecretNotFoundError, SecretUnavailableError
-from chat_ui.log import ConversationLog, LogSettings, TurnRecord
+from chat_ui.log import ConversationLog, LogSettings
 from chat_ui.log.credentials import read_ssm_secret, resolve_target
 from chat_ui.log.database import open_database
 from chat_ui.log.migrations import LATEST_VERSION
 from chat_ui.log.pool import LogMySQLDatabase
+from tests.chat_ui.support import free_port, make_turn
 
 REGION = "ap-northeast-2"
 
@@ -50,11 +49,6 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     return moto_endpoint
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> LogSettings:
-    return LogSettings(journal_dir=tmp_path / "journal", replay_interval_s=0.2)
-
-
 def put_secret(value: str) -> str:
     """Store ``value`` as a SecureString under a new name and return the name."""
     name = f"/veraclaim/test/{uuid.uuid4().hex[:8]}/database"
@@ -62,25 +56,6 @@ def put_secret(value: str) -> str:
         Name=name, Value=value, Type="SecureString"
     )
     return name
-
-
-def make_turn(conversation_id: str, **overrides: Any) -> TurnRecord:
-    fields: dict[str, Any] = {
-        "conversation_id": conversation_id,
-        "question": "청구항 1의 구성요소는?",
-        "answer": "세 가지입니다 [1].",
-        "model_id": "Qwen/Qwen3-8B",
-        "model_base_url": "http://127.0.0.1:8080/v1",
-        "latency_ms": 900,
-    }
-    fields.update(overrides)
-    return TurnRecord(**fields)
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def leaked_lines(caplog: pytest.LogCaptureFixture, secret: str) -> list[str]:
@@ -189,7 +164,7 @@ def test_missing_parameter_named(aws_env: str) -> None:
 
 
 def test_unreachable_ssm_reported(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
 
     with pytest.raises(SecretUnavailableError, match="/veraclaim/any") as caught:
@@ -268,7 +243,7 @@ def test_password_never_logged(
     with pytest.raises(LogDatabaseError, match="Access denied"):
         ConversationLog.open(url, settings=wrong)
     with pytest.raises(LogDatabaseError, match="server is running"):
-        ConversationLog.open(f"mysql://{user}@127.0.0.1:{closed_port()}/x", settings=from_ssm)
+        ConversationLog.open(f"mysql://{user}@127.0.0.1:{free_port()}/x", settings=from_ssm)
 
     messages = [record.getMessage() for record in caplog.records]
     assert any("reconnecting (reconnect 1)" in message for message in messages)

@@ -6,8 +6,6 @@ app is launched on 127.0.0.1 and its `ask` endpoint is called through gradio_cli
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -115,39 +113,14 @@ def test_metrics_served_only_where_safe(host, share, fields, expected):
 # The launched app
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def serve(small_index, tmp_path, fake_tgi):
-    """Start the chat app with the given OpsSettings fields; yields its URL."""
-    from chat_ui.app import build_app
-    from chat_ui.server import launch
-    from chat_ui.service import ModelEndpoint, build_pipeline
-
-    launched = []
+def serve(launch_chat_app):
+    """A function that starts the chat app with the given OpsSettings fields and returns its URL."""
 
     def start(**ops_fields) -> str:
-        settings = ChatSettings(
-            index_dir=small_index,
-            log_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}",
-            host="127.0.0.1",
-            port=_free_port(),
-            max_tokens=64,
-        )
-        pipeline = build_pipeline(settings, ModelEndpoint(fake_tgi.base_url, fake_tgi.model_id, timeout_s=10))
-        demo = build_app(pipeline, settings)
-        launched.append((demo, pipeline))
-        launch(demo, settings, pipeline=pipeline, prevent_thread_lock=True, ops=OpsSettings(**ops_fields))
-        return f"http://127.0.0.1:{settings.port}"
+        return launch_chat_app(OpsSettings(**ops_fields)).url
 
-    yield start
-    for demo, pipeline in launched:
-        demo.close()
-        pipeline.log.close()
+    return start
 
 
 def test_scrape_after_questions_through_the_app(serve, fake_tgi):
