@@ -23,12 +23,14 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from chat_ui.errors import ChatUIError
 from chat_ui.log.records import MAX_USER_LENGTH
 from chat_ui.ops_settings import OpsSettings
+from chat_ui.sign_in_limit import SignInLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +78,36 @@ def is_hashed(stored: str) -> bool:
 
 
 class Accounts:
-    """The users who may sign in, their stored secrets, and which of them are admins."""
+    """The users who may sign in, their stored secrets, and which of them are admins.
 
-    def __init__(self, stored: dict[str, str], admins: frozenset[str] = frozenset()) -> None:
+    After `max_failures` failed sign-ins for one user name within `failure_window_s`
+    seconds, the name is locked: every attempt is rejected, even with the right password,
+    for `lock_initial_s` seconds, doubling with each further lock up to `lock_max_s`. A
+    successful sign-in resets the name (see chat_ui.sign_in_limit). `clock` returns seconds
+    and exists for tests.
+    """
+
+    def __init__(
+        self,
+        stored: dict[str, str],
+        admins: frozenset[str] = frozenset(),
+        *,
+        max_failures: int = 5,
+        failure_window_s: float = 15 * 60,
+        lock_initial_s: float = 30.0,
+        lock_max_s: float = 15 * 60,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._stored = dict(stored)
         self.admins = admins
         self._dummy_hash: str | None = None
+        self.limiter = SignInLimiter(
+            max_failures=max_failures,
+            failure_window_s=failure_window_s,
+            lock_initial_s=lock_initial_s,
+            lock_max_s=lock_max_s,
+            clock=clock,
+        )
 
     def __bool__(self) -> bool:
         return bool(self._stored)
@@ -100,7 +126,24 @@ class Accounts:
         return user is not None and user in self.admins
 
     def verify(self, user: str, password: str) -> bool:
-        """Return whether `password` is right for `user`; unknown users take as long as known ones."""
+        """Return whether `user` may sign in with `password`, counting failures per user name.
+
+        A locked name is rejected without checking the password. Unknown names are counted
+        and locked like known ones, so a lock does not tell which names exist.
+        """
+        # NOTE: attempts that run at the same time all pass this check before any of them
+        # fails, so a burst on several worker threads can try a few more than max_failures.
+        if self.limiter.reject_if_locked(user):
+            return False
+        accepted = self._check_password(user, password)
+        if accepted:
+            self.limiter.record_success(user)
+        else:
+            self.limiter.record_failure(user)
+        return accepted
+
+    def _check_password(self, user: str, password: str) -> bool:
+        # Unknown users take as long as known ones.
         stored = self._stored.get(user)
         if stored is None:
             # Hash anyway, so the response time does not tell which user names exist.

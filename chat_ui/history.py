@@ -44,6 +44,9 @@ _RATINGS: dict[object, int] = {"up": 1, "down": -1, 1: 1, -1: -1}
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
+# Characters of a question kept in the automatic title of its conversation.
+AUTOMATIC_TITLE_CHARS = 80
+
 
 class ConversationNotFound(ConversationNotFoundError):
     """No conversation with this id belongs to the user (it may not exist at all)."""
@@ -55,6 +58,10 @@ class TurnNotFound(ConversationNotFound, TurnNotFoundError):
 
 class InvalidTitle(InvalidLogValueError):
     """A conversation title is empty, too long or contains characters a title cannot hold."""
+
+
+class InvisibleTitle(InvalidTitle):
+    """A conversation title contains only format characters, such as zero-width spaces."""
 
 
 def clean_title(title: object) -> str:
@@ -80,7 +87,36 @@ def clean_title(title: object) -> str:
                 f"{position}, which a one-line title cannot hold. Remove line breaks, tabs "
                 "and other control characters."
             )
+
+    # Zero-width spaces, joiners and byte order marks (category Cf) render as nothing, so a
+    # title made only of them would show as an empty entry in the list.
+    if not _visible_text(cleaned).strip():
+        codes = " ".join(f"U+{ord(character):04X}" for character in cleaned[:8])
+        raise InvisibleTitle(
+            f"The title contains no visible character, only format characters ({codes}). "
+            "Type at least one letter, digit or symbol."
+        )
     return cleaned
+
+
+def _visible_text(text: str) -> str:
+    """Return `text` without its control (Cc) and format (Cf) characters."""
+    return "".join(character for character in text if unicodedata.category(character) not in ("Cc", "Cf"))
+
+
+def automatic_title(question: str) -> str:
+    """Return the title of a conversation that starts with `question`: its first line of text.
+
+    Control and format characters are removed, runs of whitespace (line breaks and tabs
+    among them) become one space, and the text is NFC-normalised and cut to
+    AUTOMATIC_TITLE_CHARS. A question without visible text gets the empty title, which the
+    history list shows as "…".
+    """
+    # Whitespace controls (line breaks, tabs) separate words, so they become spaces before
+    # the other controls are removed.
+    spaced = "".join(" " if character.isspace() else character for character in question)
+    words = unicodedata.normalize("NFC", _visible_text(spaced)).split()
+    return " ".join(words)[:AUTOMATIC_TITLE_CHARS].rstrip()
 
 
 class ConversationHistory:

@@ -28,9 +28,11 @@ from langchain_core.documents import Document
 
 from chat_ui.answer import AnswerOptions, AnswerUpdate, Citation, Status, citations_of, turn_record
 from chat_ui.citations import visible_text
-from chat_ui.errors import ChatUIError
+from chat_ui.errors import ChatUIError, ConversationNotFoundError
+from chat_ui.history import automatic_title
 from chat_ui.language import Language, detect_language, translate
 from chat_ui.log import ConversationLog
+from chat_ui.pending import PendingConversations
 from chat_ui.prompt import Exchange, build_messages
 from chat_ui.relevance import relevance
 from chat_ui.rerank import Reranker, load_reranker
@@ -48,6 +50,10 @@ __all__ = ["AnswerOptions", "AnswerPipeline", "AnswerUpdate", "Citation", "Promp
 
 # Candidates that the relevance floor looks at, however small the question's top_k.
 MIN_FLOOR_CANDIDATES = 10
+
+# Catalog keys of the notice shown while the client waits to retry, by server condition.
+# Other conditions get "answer.server_busy".
+_STATUS_NOTICES = {"starting": "answer.server_starting", "unreachable": "answer.server_reconnecting"}
 
 # Long enough for a pasted claim set; longer input is almost always a pasted document,
 # which belongs in the index rather than in the prompt.
@@ -127,6 +133,7 @@ class AnswerPipeline:
             reranker = load_reranker(settings.reranker_model)
         self.reranker = reranker
         self._observers: list[Callable[[AnswerUpdate], None]] = []
+        self._pending = PendingConversations()
 
     def add_observer(self, observer: Callable[[AnswerUpdate], None]) -> None:
         """Call `observer` with the final update of every question that passes input validation.
@@ -146,9 +153,11 @@ class AnswerPipeline:
     ) -> Iterator[AnswerUpdate]:
         """Yield the growing answer to `question`, then a final update with status and turn id.
 
-        `history=None` continues `conversation_id` with its logged turns. An id that is not a
-        UUID cannot be logged, so it starts a new conversation instead. `options` overrides
-        the settings' thinking, top_k and temperature for this question.
+        `history=None` continues `conversation_id` with its logged turns. A new conversation
+        starts instead for an id that is not a UUID, for another user's conversation, and
+        for an id that is neither in the log nor started by this pipeline. Every update's
+        `conversation_id` names the conversation that the turn is logged in. `options`
+        overrides the settings' thinking, top_k and temperature for this question.
         """
         run = _Run(received=time.monotonic())
         options = options or AnswerOptions()
@@ -362,22 +371,36 @@ class AnswerPipeline:
     @staticmethod
     def _status_notice(event: StreamEvent, language: Language) -> str:
         retry = event.status
-        key = "answer.server_starting" if retry.condition == "starting" else "answer.server_busy"
+        # "unreachable" means no response at all, such as a refused connection.
+        key = _STATUS_NOTICES.get(retry.condition, "answer.server_busy")
         return translate(key, language, seconds=max(1, round(retry.retry_in_s)))
 
     def _owned_by(self, conversation_id: str, user: str | None) -> bool:
-        """Return False when the logged conversation belongs to another user.
+        """Return whether `user` may continue `conversation_id`.
 
         Another user's turns must never reach this user's prompt or their conversation. An id
-        not in the database yet passes: a conversation just started may still sit in the
-        log's write queue.
+        that the database does not know passes only when this pipeline started it for
+        `user`, because a conversation just started may still sit in the log's write queue.
+        Any other unknown id would otherwise be stored as a new conversation without a user.
         """
-        # NOTE: while the database is down the owner cannot be read, so the id is kept and its
-        # history comes only from the caller.
         try:
             owner = self.log.get_conversation(conversation_id).user
+        except ConversationNotFoundError:
+            if self._pending.started_for(conversation_id, user):
+                return True
+            logger.warning(
+                "conversation %s is not in the log and was not started by this process, "
+                "so a new conversation starts",
+                conversation_id,
+            )
+            return False
         except ChatUIError:
+            # NOTE: while the database is down the owner cannot be read, so the id is kept and
+            # its history comes only from the caller. The turn is then stored under that id,
+            # without a user if the id is unknown.
             return True
+
+        self._pending.discard(conversation_id)
         if owner == user:
             return True
         logger.warning(
@@ -420,13 +443,15 @@ class AnswerPipeline:
 
     def _start_conversation(self, user: str | None, question: str) -> str:
         try:
-            return self.log.start_conversation(user=user, title=question[:80])
+            conversation_id = self.log.start_conversation(user=user, title=automatic_title(question))
         except ChatUIError:
             # The log journals writes while its database is down, so this fails only on an
             # invalid value. The chat still answers, under an id the log never stored.
             conversation_id = str(uuid.uuid4())
             logger.exception("could not start conversation %s in the log", conversation_id)
             return conversation_id
+        self._pending.add(conversation_id, user)
+        return conversation_id
 
     def _index_version(self) -> str | None:
         reader = self.retriever.reader

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import gradio as gr
 
 from chat_ui.errors import ChatUIError
-from chat_ui.history import ConversationHistory, ConversationNotFound, InvalidTitle
+from chat_ui.history import ConversationHistory, ConversationNotFound, InvalidTitle, InvisibleTitle
 from chat_ui.language import Language, translate
 from chat_ui.ui.exports import ExportFolder
 from chat_ui.ui.labels import Labels, Text
@@ -33,6 +33,8 @@ class HistoryPanel:
     refresh: gr.Button
     open: gr.Button
     delete: gr.Button
+    confirm_delete: gr.Button  # hidden until Delete is pressed
+    cancel_delete: gr.Button  # hidden until Delete is pressed
     title: gr.Textbox
     rename: gr.Button
     export_markdown: gr.Button
@@ -50,6 +52,12 @@ def build_history_panel(labels: Labels) -> HistoryPanel:
             refresh = _button(labels, "history.refresh", "history-refresh")
             resume = _button(labels, "history.open", "history-open", variant="primary")
             delete = _button(labels, "history.delete", "history-delete", variant="stop")
+        # Deleting cannot be undone, so Delete only reveals this second step.
+        with gr.Row():
+            confirm_delete = _button(
+                labels, "history.confirm_delete", "history-confirm-delete", variant="stop", visible=False
+            )
+            cancel_delete = _button(labels, "history.cancel_delete", "history-cancel-delete", visible=False)
         with gr.Row(equal_height=True):
             title = labels.make(
                 gr.Textbox, {"label": "history.new_title"}, max_lines=1, scale=3, elem_id="history-title"
@@ -64,7 +72,18 @@ def build_history_panel(labels: Labels) -> HistoryPanel:
         )
         status = gr.Markdown(elem_id="history-status")
     return HistoryPanel(
-        conversations, refresh, resume, delete, title, rename, export_markdown, export_json, file, status
+        conversations,
+        refresh,
+        resume,
+        delete,
+        confirm_delete,
+        cancel_delete,
+        title,
+        rename,
+        export_markdown,
+        export_json,
+        file,
+        status,
     )
 
 
@@ -120,6 +139,8 @@ class HistoryActions:
             return translate("history.none_selected", language)
         try:
             self.history.rename(user, conversation_id, title)
+        except InvisibleTitle:
+            return translate("history.invisible_title", language)
         except InvalidTitle:
             return translate("history.invalid_title", language)
         except ConversationNotFound:
@@ -128,6 +149,23 @@ class HistoryActions:
             logger.exception("could not rename conversation %s of user %r", conversation_id, user)
             return translate("history.failed", language)
         return translate("history.renamed", language, title=" ".join(title.split()))
+
+    def ask_delete(
+        self, user: str | None, conversation_id: str | None, language: Language
+    ) -> tuple[bool, str]:
+        """Return whether to ask for confirmation of deleting the chosen conversation, and a
+        status line: the question naming its title, or why there is nothing to delete."""
+        if not conversation_id:
+            return False, translate("history.none_selected", language)
+        try:
+            info = self.history.get(user, conversation_id)
+        except ConversationNotFound:
+            return False, translate("history.not_found", language)
+        except ChatUIError:
+            logger.exception("could not read conversation %s of user %r", conversation_id, user)
+            return False, translate("history.failed", language)
+        title = " ".join(info.title.split()) or "…"
+        return True, translate("history.delete_prompt", language, title=title)
 
     def delete(self, user: str | None, conversation_id: str | None, language: Language) -> tuple[bool, str]:
         """Delete the chosen conversation; return whether it was deleted, and a status line."""

@@ -296,14 +296,21 @@ def _wire_history(page: Page, context: UIContext, answer_events: list[Any], stop
         event.then(list_conversations, [history.conversations, page.language], listed, **QUICK)
     history.refresh.click(list_conversations, [history.conversations, page.language], listed, **QUICK)
 
+    # Delete only reveals Confirm delete and Cancel. Choosing another conversation hides
+    # them again, so a confirmation never applies to a conversation it was not asked for.
+    confirmation = [history.confirm_delete, history.cancel_delete]
+
+    def confirmation_shown(visible: bool) -> dict[Any, Any]:
+        return {button: gr.update(visible=visible) for button in confirmation}
+
     def choose(conversation_id, request: gr.Request):
         try:
             title = context.history.get(user_of(request), conversation_id).title if conversation_id else ""
         except LookupError:
             title = ""
-        return {history.title: title}
+        return {history.title: title, **confirmation_shown(False)}
 
-    history.conversations.input(choose, [history.conversations], [history.title], **QUICK)
+    history.conversations.input(choose, [history.conversations], [history.title, *confirmation], **QUICK)
 
     def resume(conversation_id, language, request: gr.Request):
         session, status = actions.resume(user_of(request), conversation_id, language)
@@ -326,18 +333,32 @@ def _wire_history(page: Page, context: UIContext, answer_events: list[Any], stop
 
     history.rename.click(rename, [history.conversations, history.title, page.language], listed, **QUICK)
 
+    def ask_delete(conversation_id, language, request: gr.Request):
+        ask, status = actions.ask_delete(user_of(request), conversation_id, language)
+        return {history.status: status, **confirmation_shown(ask)}
+
+    history.delete.click(
+        ask_delete, [history.conversations, page.language], [history.status, *confirmation], **QUICK
+    )
+
+    def cancel_delete(language):
+        return {history.status: translate("history.delete_cancelled", language), **confirmation_shown(False)}
+
+    history.cancel_delete.click(cancel_delete, [page.language], [history.status, *confirmation], **QUICK)
+
     def delete(conversation_id, session, language, request: gr.Request):
         deleted, status = actions.delete(user_of(request), conversation_id, language)
         choices, _ = actions.choices(user_of(request), None, language)
         update = {history.conversations: choices, history.status: status, history.title: ""}
+        update.update(confirmation_shown(False))
         if deleted and session.conversation_id == conversation_id:
             update.update(page.cleared(language))
         return update
 
-    history.delete.click(
+    history.confirm_delete.click(
         delete,
         [history.conversations, page.session, page.language],
-        [*page.answer_outputs, *listed, history.title],
+        [*page.answer_outputs, *listed, history.title, *confirmation],
         **QUICK,
     )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from pathlib import Path
 
 import bcrypt
@@ -165,6 +164,185 @@ def test_async_verification_runs_the_same_check():
     assert asyncio.run(accounts.verify_async("alice", "pw"))
     assert not asyncio.run(accounts.verify_async("alice", "nope"))
     assert asyncio.run(accounts.verify_admin_async("alice", "pw"))
+
+
+# ---------------------------------------------------------------------------------------
+# Sign-in rate limit. A fake clock moves time, so no test sleeps.
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test advances it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+RIGHT = "right-password"
+WRONG = "wrong-guess-7f3a"
+
+
+def _limited(clock: FakeClock, **limits) -> Accounts:
+    return Accounts({"alice": RIGHT, "bob": RIGHT}, clock=clock, **limits)
+
+
+def _fail(accounts: Accounts, user: str, times: int) -> None:
+    for _ in range(times):
+        assert not accounts.verify(user, WRONG)
+
+
+def test_five_failures_lock_even_right_password():
+    clock = FakeClock()
+    accounts = _limited(clock)
+
+    _fail(accounts, "alice", 4)
+    assert accounts.verify("alice", RIGHT)
+    _fail(accounts, "alice", 5)
+
+    assert not accounts.verify("alice", RIGHT)
+    clock.advance(29.9)
+    assert not accounts.verify("alice", RIGHT)
+    clock.advance(0.1)
+    assert accounts.verify("alice", RIGHT)
+
+
+def test_lock_doubles_up_to_fifteen_minutes():
+    clock = FakeClock()
+    accounts = _limited(clock)
+    expected = [30, 60, 120, 240, 480, 900, 900]
+
+    for lock_s in expected:
+        _fail(accounts, "alice", 5)
+        clock.advance(lock_s - 1)
+        assert not accounts.verify("alice", RIGHT), f"lock shorter than {lock_s} s"
+        clock.advance(1)
+        # A wrong password after the lock starts a new count instead of a sign-in.
+        assert accounts.limiter.lock_remaining_s("alice") == 0.0
+
+
+def test_success_resets_failures_and_lock_length():
+    clock = FakeClock()
+    accounts = _limited(clock)
+    _fail(accounts, "alice", 5)
+    clock.advance(30)
+    _fail(accounts, "alice", 5)
+    clock.advance(60)
+
+    assert accounts.verify("alice", RIGHT)
+    _fail(accounts, "alice", 5)
+    clock.advance(30)
+
+    assert accounts.verify("alice", RIGHT)
+
+
+def test_failures_older_than_window_do_not_count():
+    clock = FakeClock()
+    accounts = _limited(clock)
+    _fail(accounts, "alice", 4)
+    clock.advance(15 * 60)
+    _fail(accounts, "alice", 4)
+
+    assert accounts.verify("alice", RIGHT)
+
+
+def test_attempts_during_lock_do_not_extend_it():
+    clock = FakeClock()
+    accounts = _limited(clock)
+    _fail(accounts, "alice", 5)
+    _fail(accounts, "alice", 20)
+    clock.advance(30)
+    _fail(accounts, "alice", 1)
+
+    assert accounts.verify("alice", RIGHT)
+
+
+def test_lock_is_per_user_name():
+    clock = FakeClock()
+    accounts = _limited(clock)
+    _fail(accounts, "alice", 5)
+
+    assert accounts.verify("bob", RIGHT)
+    assert not accounts.verify("alice", RIGHT)
+
+
+def test_unknown_user_name_is_locked_like_known_one():
+    clock = FakeClock()
+    accounts = _limited(clock)
+    _fail(accounts, "mallory", 5)
+
+    assert accounts.limiter.lock_remaining_s("mallory") == 30.0
+    assert accounts.limiter.lock_remaining_s("alice") == 0.0
+
+
+def test_async_sign_in_respects_lock():
+    clock = FakeClock()
+    accounts = _limited(clock)
+    for _ in range(5):
+        assert not asyncio.run(accounts.verify_async("alice", WRONG))
+
+    assert not asyncio.run(accounts.verify_async("alice", RIGHT))
+    assert not asyncio.run(accounts.verify_admin_async("alice", RIGHT))
+    clock.advance(30)
+    assert asyncio.run(accounts.verify_async("alice", RIGHT))
+
+
+def test_lock_limits_are_constructor_parameters():
+    clock = FakeClock()
+    accounts = _limited(clock, max_failures=2, failure_window_s=10, lock_initial_s=5, lock_max_s=8)
+
+    _fail(accounts, "alice", 2)
+    assert accounts.limiter.lock_remaining_s("alice") == 5.0
+    clock.advance(5)
+    _fail(accounts, "alice", 2)
+    assert accounts.limiter.lock_remaining_s("alice") == 8.0
+    clock.advance(8)
+    _fail(accounts, "alice", 1)
+    clock.advance(10)
+    _fail(accounts, "alice", 1)
+    assert accounts.verify("alice", RIGHT)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"max_failures": 0},  # would lock before any attempt
+        {"failure_window_s": 0},  # no failure could ever count
+        {"lock_initial_s": 0},  # a lock of no length
+        {"lock_initial_s": 60, "lock_max_s": 30},  # cap below the first lock
+    ],
+)
+def test_invalid_lock_limits_rejected(limits):
+    with pytest.raises(ValueError, match=next(iter(limits))):
+        Accounts({"alice": RIGHT}, **limits)
+
+
+def test_lock_warning_names_user_not_password(caplog):
+    clock = FakeClock()
+    accounts = _limited(clock)
+
+    with caplog.at_level(logging.WARNING, logger="chat_ui.sign_in_limit"):
+        _fail(accounts, "alice", 5)
+        assert not accounts.verify("alice", RIGHT)
+        assert not accounts.verify("alice", RIGHT)
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("locked sign-in for user 'alice' for 30 s" in message for message in messages)
+    assert sum("rejected a sign-in for locked user 'alice'" in message for message in messages) == 1
+    assert not any(RIGHT in message or WRONG in message for message in messages)
+
+
+def test_default_lock_limits():
+    accounts = Accounts({"alice": RIGHT})
+
+    assert accounts.limiter.max_failures == 5
+    assert accounts.limiter.failure_window_s == 15 * 60
+    assert accounts.limiter.lock_initial_s == 30
+    assert accounts.limiter.lock_max_s == 15 * 60
 
 
 SECRET = "Sup3r-Secret"
@@ -348,33 +526,10 @@ def test_share_launch_without_sign_in_never_reaches_gradio(settings, monkeypatch
 # The launched app, over real HTTP on 127.0.0.1
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def signed_in_server(small_index, tmp_path, fake_tgi):
-    from chat_ui.app import build_app
-    from chat_ui.service import ModelEndpoint, build_pipeline
-
-    settings = ChatSettings(
-        index_dir=small_index,
-        log_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}",
-        host="127.0.0.1",
-        port=_free_port(),
-        max_tokens=64,
-    )
-    pipeline = build_pipeline(settings, ModelEndpoint(fake_tgi.base_url, fake_tgi.model_id, timeout_s=10))
+def signed_in_server(launch_chat_app):
     ops = _ops(auth_users=SecretStr(f"alice:{hash_password('alice-pw', iterations=FAST)}"))
-    demo = build_app(pipeline, settings)
-    launch(demo, settings, pipeline=pipeline, prevent_thread_lock=True, ops=ops)
-    try:
-        yield f"http://127.0.0.1:{settings.port}"
-    finally:
-        demo.close()
-        pipeline.log.close()
+    return launch_chat_app(ops).url
 
 
 def test_signed_in_app_rejects_anonymous_requests(signed_in_server, fake_tgi):

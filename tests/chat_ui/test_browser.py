@@ -7,7 +7,6 @@ flags that stop its background network calls. Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,18 +21,9 @@ from chat_ui.pipeline import AnswerPipeline
 from chat_ui.server import launch
 from chat_ui.service import ModelEndpoint, build_pipeline
 from chat_ui.settings import ChatSettings
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+from tests.chat_ui.support import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 QUESTION = "특허출원은 언제 공개되나요?"
 ANSWER_DELTAS = ["<think>제64조를 확인합니다.</think>", "출원일부터 1년 6개월이 지나면 ", "공개됩니다 [1]."]
@@ -53,12 +43,6 @@ class App:
     pipeline: AnswerPipeline
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _serve(index_dir: Path, tmp_path: Path, fake_tgi, **overrides) -> Iterator[App]:
     """Serve the app; follow-ups are rewritten by rules, so each question takes one fake reply."""
@@ -67,7 +51,7 @@ def _serve(index_dir: Path, tmp_path: Path, fake_tgi, **overrides) -> Iterator[A
     settings = ChatSettings(
         index_dir=index_dir,
         log_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}",
-        port=_free_port(),
+        port=free_port(),
         max_tokens=64,
         **{"query_rewrite": "rules", **overrides},
     )
@@ -221,6 +205,9 @@ def test_thumbs_up_with_comment_is_logged(app, page, fake_tgi):
     _open(page, app.url)
     _ask(page, QUESTION)
     page.locator("#chat").get_by_text(ANSWER).wait_for(timeout=ANSWER_MS)
+    # The answer's last words show before its turn id reaches the session; the turn is
+    # logged at that same final step, so rating waits for it.
+    [turn] = _wait_for_turns(app.pipeline, 1)
     page.locator("#feedback-comment textarea").fill("조문 인용이 정확합니다")
     page.locator("#feedback-up").click()
     page.locator("#feedback-status").get_by_text("도움이 됨").wait_for(timeout=ANSWER_MS)
@@ -229,7 +216,6 @@ def test_thumbs_up_with_comment_is_logged(app, page, fake_tgi):
     page.locator("#chat button[aria-label='싫어요']").first.click()
     page.locator("#feedback-status").get_by_text("도움이 안 됨").wait_for(timeout=ANSWER_MS)
 
-    [turn] = _wait_for_turns(app.pipeline, 1)
     app.pipeline.log.flush()
     up, down = app.pipeline.log.feedback(turn.turn_id)
     assert up.rating == 1
@@ -289,7 +275,11 @@ def test_past_conversation_resumes_and_continues(app, page, fake_tgi):
 
 
 def test_history_renames_exports_and_deletes(app, page, fake_tgi):
+    # Two conversations, so that choosing the other one can withdraw a delete confirmation.
+    # The list shows the most recent first: the one about 제64조.
+    fake_tgi.queue(deltas=["존속기간은 설정등록일부터 20년입니다 [1]."])
     fake_tgi.queue(deltas=["출원공개는 제64조가 정합니다 [1]."])
+    other = list(app.pipeline.stream("특허권의 존속기간은?"))[-1]
     list(app.pipeline.stream("출원공개는 어느 조문에 있나요?"))[-1]
     app.pipeline.log.flush()
 
@@ -314,10 +304,37 @@ def test_history_renames_exports_and_deletes(app, page, fake_tgi):
     assert "출원공개는 어느 조문에 있나요?" in markdown
     assert "patent" in markdown
 
+    # Delete shows a confirmation step first, and Cancel keeps the conversation.
+    status = page.locator("#history-status")
+    confirm = page.locator("#history-confirm-delete")
+    cancel = page.locator("#history-cancel-delete")
+    expect(confirm).to_be_hidden()
     page.locator("#history-delete").click()
-    page.locator("#history-status").get_by_text("대화를 삭제했습니다").wait_for(timeout=ANSWER_MS)
+    expect(status).to_contain_text("“제64조 검토” 대화를 삭제할까요?", timeout=ANSWER_MS)
+    expect(confirm).to_be_visible()
+    expect(cancel).to_be_visible()
+    cancel.click()
+    expect(status).to_contain_text("삭제를 취소했습니다", timeout=ANSWER_MS)
+    expect(confirm).to_be_hidden()
+
+    # Choosing another conversation withdraws the question. Its title arriving shows that
+    # the server handled the choice.
+    page.locator("#history-delete").click()
+    expect(confirm).to_be_visible(timeout=ANSWER_MS)
+    page.locator("#history-list label").nth(1).click()
+    expect(title).to_have_value("특허권의 존속기간은?", timeout=ANSWER_MS)
+    expect(confirm).to_be_hidden()
     app.pipeline.log.flush()
-    assert app.pipeline.log.conversations(None) == []
+    assert len(app.pipeline.log.conversations(None)) == 2
+
+    page.locator("#history-list label").first.click()
+    expect(title).to_have_value("제64조 검토", timeout=ANSWER_MS)
+    page.locator("#history-delete").click()
+    confirm.click(timeout=ANSWER_MS)
+    status.get_by_text("대화를 삭제했습니다").wait_for(timeout=ANSWER_MS)
+    expect(confirm).to_be_hidden()
+    app.pipeline.log.flush()
+    assert [c.conversation_id for c in app.pipeline.log.conversations(None)] == [other.conversation_id]
     assert "제64조 검토" not in page.locator("#history-list").inner_text()
 
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import unicodedata
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 from markdown_it import MarkdownIt
 
@@ -28,13 +25,18 @@ from chat_ui.history import (
     ConversationHistory,
     ConversationNotFound,
     InvalidTitle,
+    InvisibleTitle,
     TurnNotFound,
+    automatic_title,
+    clean_title,
     code_span,
     escape_markdown,
 )
 from chat_ui.log import ConversationLog, LogSettings, TurnRecord
 from chat_ui.log.changes import Tombstones
-from chat_ui.log.database import parse_database_url
+from chat_ui.ui.exports import ExportFolder
+from chat_ui.ui.history import HistoryActions
+from tests.chat_ui.support import connect_outside_log
 
 OWNER = "examiner-7"
 STRANGER = "examiner-8"
@@ -69,25 +71,6 @@ def make_turn(conversation_id: str, **overrides: Any) -> TurnRecord:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> LogSettings:
-    return LogSettings(journal_dir=tmp_path / "journal", replay_interval_s=0.2)
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/db/log.sqlite3"
-    return request.getfixturevalue("mariadb_url")
-
-
-@pytest.fixture
-def log(log_url: str, settings: LogSettings) -> Iterator[ConversationLog]:
-    conversation_log = ConversationLog.open(log_url, settings=settings)
-    yield conversation_log
-    conversation_log.close()
-
-
-@pytest.fixture
 def history(log: ConversationLog) -> ConversationHistory:
     return ConversationHistory(log)
 
@@ -95,17 +78,7 @@ def history(log: ConversationLog) -> ConversationHistory:
 def row_counts(url: str, conversation_id: str) -> dict[str, int]:
     """Count a conversation's rows in each table, read outside the log."""
     hex_id = uuid.UUID(conversation_id).hex
-    target = parse_database_url(url)
-    if target.sqlite_path is not None:
-        connection: Any = sqlite3.connect(target.sqlite_path)
-        marker = "?"
-    else:
-        params = target.mysql_params
-        connection = pymysql.connect(
-            host=params["host"], port=params["port"], user=params["user"],
-            password=params["password"], database=params["database"],
-        )
-        marker = "%s"
+    connection, marker = connect_outside_log(url)
     queries = {
         "conversation": f"SELECT COUNT(*) FROM conversation WHERE id = {marker}",
         "turn": f"SELECT COUNT(*) FROM turn WHERE conversation_id = {marker}",
@@ -226,6 +199,10 @@ INVALID_TITLES = [
     ("제목\u2028분리", "U\\+2028"),  # Unicode line separator
     ("반쪽 \ud800 문자", "U\\+D800"),  # lone surrogate, not storable as UTF-8
     (None, "must be text"),  # not a string
+    ("\u200b", "no visible character"),  # only a zero-width space
+    ("\u200b\ufeff", "U\\+200B U\\+FEFF"),  # zero-width space and byte order mark
+    (" \u2060\u200d ", "no visible character"),  # word joiner and zero-width joiner in spaces
+    ("\u00ad", "no visible character"),  # a lone soft hyphen
 ]
 
 
@@ -242,6 +219,93 @@ def test_invalid_title_rejected(
 
         assert isinstance(caught.value, ValueError)
         assert log.get_conversation(conversation_id).title == "원래 제목"
+
+
+def test_invisible_title_is_invalid_title() -> None:
+    # The app and API callers that catch InvalidTitle also catch this case.
+    assert issubclass(InvisibleTitle, InvalidTitle)
+
+
+def test_title_with_format_character_and_text_accepted(history: ConversationHistory) -> None:
+    conversation_id = history.log.start_conversation(user=OWNER)
+
+    history.rename(OWNER, conversation_id, "\u200b청구항 1")
+
+    assert history.get(OWNER, conversation_id).title == "\u200b청구항 1"
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("ko", "보이는 글자가 없습니다"),  # Korean status line
+        ("en", "no visible character"),  # English status line
+    ],
+)
+def test_panel_explains_invisible_title(history: ConversationHistory, language: str, expected: str) -> None:
+    actions = HistoryActions(history, ExportFolder())
+    conversation_id = history.log.start_conversation(user=OWNER, title="원래 제목")
+
+    status = actions.rename(OWNER, conversation_id, "\u200b\ufeff", language)
+
+    assert expected in status
+    assert history.get(OWNER, conversation_id).title == "원래 제목"
+
+
+def test_panel_asks_before_delete(history: ConversationHistory) -> None:
+    actions = HistoryActions(history, ExportFolder())
+    conversation_id = history.log.start_conversation(user=OWNER, title="지울 대화")
+
+    ask, status = actions.ask_delete(OWNER, conversation_id, "ko")
+
+    assert ask
+    assert "“지울 대화” 대화를 삭제할까요?" in status
+    assert history.get(OWNER, conversation_id).title == "지울 대화"
+
+
+@pytest.mark.parametrize(
+    ("conversation", "expected"),
+    [
+        (None, "Choose a conversation"),  # nothing chosen
+        ("other-user", "was not found"),  # another user's conversation
+    ],
+)
+def test_panel_delete_without_own_conversation_asks_nothing(
+    history: ConversationHistory, conversation: str | None, expected: str
+) -> None:
+    actions = HistoryActions(history, ExportFolder())
+    conversation_id = None
+    if conversation == "other-user":
+        conversation_id = history.log.start_conversation(user=STRANGER, title="남의 대화")
+
+    ask, status = actions.ask_delete(OWNER, conversation_id, "en")
+
+    assert not ask
+    assert expected in status
+
+
+AUTOMATIC_TITLES = [
+    ("청구항 1의 해석은?", "청구항 1의 해석은?"),  # plain Korean stays as typed
+    ("출원\x00공개", "출원공개"),  # NUL removed
+    ("첫 줄\n\n둘째\t줄", "첫 줄 둘째 줄"),  # line breaks and tabs become one space
+    ("\u200b\ufeff특허\u200d 출원", "특허 출원"),  # format characters removed
+    ("제목\u202e목제", "제목목제"),  # right-to-left override removed
+    ("a\x1b[31mred\x7f", "a[31mred"),  # escape and delete removed
+    ("  앞뒤   공백  ", "앞뒤 공백"),  # outer spaces go, inner runs collapse
+    ("\u200b\x00", ""),  # nothing visible: the empty title
+    (unicodedata.normalize("NFD", "특허 청구범위"), "특허 청구범위"),  # decomposed Hangul joined (NFC)
+    ("가" * 100, "가" * 80),  # cut to 80 characters
+]
+
+
+@pytest.mark.parametrize(("question", "title"), AUTOMATIC_TITLES)
+def test_automatic_title(question: str, title: str) -> None:
+    assert automatic_title(question) == title
+
+
+def test_automatic_title_is_valid_title() -> None:
+    title = automatic_title("\x01질문\u2028다음 \ufeff줄")
+
+    assert clean_title(title) == title
 
 
 def test_longest_title_accepted(history: ConversationHistory) -> None:
