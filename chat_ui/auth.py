@@ -23,8 +23,7 @@ import logging
 import os
 import secrets
 import stat
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from chat_ui.errors import ChatUIError
@@ -80,11 +79,8 @@ def is_hashed(stored: str) -> bool:
 class Accounts:
     """The users who may sign in, their stored secrets, and which of them are admins.
 
-    After `max_failures` failed sign-ins for one user name within `failure_window_s`
-    seconds, the name is locked: every attempt is rejected, even with the right password,
-    for `lock_initial_s` seconds, doubling with each further lock up to `lock_max_s`. A
-    successful sign-in resets the name (see chat_ui.sign_in_limit). `clock` returns seconds
-    and exists for tests.
+    `limiter` counts failed sign-ins per user name and locks a name that fails too often;
+    the default is SignInLimiter's (see chat_ui.sign_in_limit), and tests pass their own.
     """
 
     def __init__(
@@ -92,22 +88,12 @@ class Accounts:
         stored: dict[str, str],
         admins: frozenset[str] = frozenset(),
         *,
-        max_failures: int = 5,
-        failure_window_s: float = 15 * 60,
-        lock_initial_s: float = 30.0,
-        lock_max_s: float = 15 * 60,
-        clock: Callable[[], float] = time.monotonic,
+        limiter: SignInLimiter | None = None,
     ) -> None:
         self._stored = dict(stored)
         self.admins = admins
         self._dummy_hash: str | None = None
-        self.limiter = SignInLimiter(
-            max_failures=max_failures,
-            failure_window_s=failure_window_s,
-            lock_initial_s=lock_initial_s,
-            lock_max_s=lock_max_s,
-            clock=clock,
-        )
+        self.limiter = limiter if limiter is not None else SignInLimiter()
 
     def __bool__(self) -> bool:
         return bool(self._stored)

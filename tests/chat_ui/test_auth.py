@@ -27,6 +27,7 @@ from chat_ui.auth import (
     verify_password,
 )
 from chat_ui.ops_settings import OpsSettings
+from chat_ui.sign_in_limit import SignInLimiter
 from chat_ui.server import (
     _THEME,
     MAX_UPLOAD_BYTES,
@@ -188,7 +189,7 @@ WRONG = "wrong-guess-7f3a"
 
 
 def _limited(clock: FakeClock, **limits) -> Accounts:
-    return Accounts({"alice": RIGHT, "bob": RIGHT}, clock=clock, **limits)
+    return Accounts({"alice": RIGHT, "bob": RIGHT}, limiter=SignInLimiter(clock=clock, **limits))
 
 
 def _fail(accounts: Accounts, user: str, times: int) -> None:
@@ -318,7 +319,7 @@ def test_lock_limits_are_constructor_parameters():
 )
 def test_invalid_lock_limits_rejected(limits):
     with pytest.raises(ValueError, match=next(iter(limits))):
-        Accounts({"alice": RIGHT}, **limits)
+        SignInLimiter(**limits)
 
 
 def test_lock_warning_names_user_not_password(caplog):
