@@ -25,7 +25,7 @@ from index_builder.chunk import PageChunker, TextChunk
 from index_builder.embed import Embedder, canonical_model_name, load_embedder
 from index_builder.errors import NothingIndexedError
 from index_builder.incremental import PreviousVersion, load_previous, pipeline_signature, same_listing
-from index_builder.publish import publish_version, staging_dir
+from index_builder.publish import EvaluationGate, publish_version, staging_dir
 from index_builder.reading import ReadAhead, ReadRequest
 from index_builder.report import BuildReport, DocumentStatus
 from index_builder.settings import IndexBuilderSettings
@@ -160,6 +160,7 @@ def build_index(
             embedding_model=settings.embedding_model,
             dimension=embedder.dimension,
             keep_versions=settings.keep_versions,
+            gate=EvaluationGate.from_settings(settings),
         )
         report.stages["publish"] = time.perf_counter() - stage
         report.version = version_id

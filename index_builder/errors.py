@@ -89,6 +89,10 @@ class EmbeddingModelError(IndexBuilderError, OSError):
     """An embedding model that could not be found or loaded."""
 
 
+class QueryEncoderUnavailableError(EmbeddingModelError):
+    """A model that cannot embed queries on ONNX Runtime with the same output as in torch."""
+
+
 class IndexNotFoundError(IndexBuilderError, FileNotFoundError):
     """An index folder, or a file inside it, that does not exist."""
 

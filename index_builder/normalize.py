@@ -29,6 +29,13 @@ References, each rewritten to one canonical form and given fixed tokens:
 - Claims: "청구항 1", "청구항1", "청구항 제1항", "claim 1" and a "제1항" that no article
   precedes become "청구항1" (tokens "청구항1" and "청구항"). Lists keep their connectors:
   "청구항 1, 2 및 5" becomes "청구항1, 청구항2 및 청구항5".
+- Ranges: in "청구항 1 내지 3", "제1항 내지 제3항", "청구항 1 ~ 3", "제1-3항", "claims 1-3"
+  and "claims 1 to 3" the text keeps both ends ("청구항1 내지 청구항3"), and the reference of
+  the last number also carries the tokens of the numbers between them ("청구항2"). So a
+  question about claim 2 finds the chunk. Paragraph ranges of a named article work alike:
+  "제29조 제1항 내지 제3항" adds "제29조제2항". The connectors 내지, 부터, ~, -, – and "to"
+  or "through" mark a range. A range whose ends are more than MAX_RANGE_LENGTH apart, or
+  one that counts down, keeps its two ends only.
 - Application numbers: "10-2020-0012345", "10 2020 0012345" and "1020200012345" become the
   13 digits, one token.
 
@@ -60,10 +67,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-NORMALIZATION_VERSION = 1
+NORMALIZATION_VERSION = 2
+
+# The largest distance between the two ends of a range whose numbers in between get tokens.
+# Claim sets rarely exceed a few dozen claims, so a longer "range" is more likely a misread
+# number ("청구항 1 - 200"), and the cap bounds the tokens that one reference adds.
+MAX_RANGE_LENGTH = 50
 
 # The token of the word "청구항", which every claim reference also yields. It is no
 # identifier: it matches all claims.
@@ -97,7 +110,7 @@ _LIST_NUMBER = r"(?:제\s?)?\d{1,3}(?![\d.])(?!\s?(?:개|년|월|일|명|회|번
 _REFERENCE = re.compile(
     # Claims named as such, with any list that follows.
     rf"(?P<claims>청구항\s?{_LIST_NUMBER}(?:\s?(?:,|및|또는|내지|~|-|와|과)\s?{_LIST_NUMBER})*)"
-    r"|(?P<english_claims>\bclaims?\s?\d{1,3}(?![\d.])(?:\s?(?:,|and|or|to|-|–)\s?\d{1,3}(?![\d.]))*)"
+    r"|(?P<english_claims>\bclaims?\s?\d{1,3}(?![\d.])(?:\s?(?:,|and|or|to|through|-|–)\s?\d{1,3}(?![\d.]))*)"
     # Korean application numbers: type code, year, serial number.
     r"|(?<![0-9\-])(?P<application>(?:10|20|30|40)[-‐‑– ]?(?:19|20)\d{2}[-‐‑– ]?\d{7})(?![0-9])"
     # An article with an optional branch, paragraph and item.
@@ -112,6 +125,9 @@ _REFERENCE = re.compile(
 _CLAIM_NUMBER = re.compile(r"(?:제\s?)?(\d{1,3})(?:\s?항)?")
 _ENGLISH_CLAIM_NUMBER = re.compile(r"(\d{1,3})")
 _CONNECTOR = re.compile(r"\s?(?:,|·|및|또는|내지|부터|와|과|이나|-|~)?\s?")
+# A connector that makes the two numbers it joins the ends of a range, not two list items.
+_RANGE_CONNECTORS = frozenset({"내지", "부터", "~", "-", "–", "to", "through"})
+_RANGE_JOIN = re.compile(r"\s?(?:" + "|".join(map(re.escape, _RANGE_CONNECTORS)) + r")\s?", re.IGNORECASE)
 _SAME_ARTICLE = re.compile(r"(?:같은|동)\s?조\s?$")
 _THIS_ARTICLE = re.compile(r"(?:이|본)\s?조\s?$")
 # Statutes start each paragraph on a new line with its circled number.
@@ -207,15 +223,18 @@ class _Rewriter:
         self.previous_kind: ReferenceKind | None = None
         self.previous_article: str | None = None
         self.last_article: str | None = None
+        # The claim or paragraph number of the previous reference, the start of a possible range.
+        self.previous_number: int | None = None
 
     def run(self) -> NormalizedText:
         position = 0
         for match in _REFERENCE.finditer(self.text):
             self._append(self.text[position : match.start()])
             if match.group("claims") is not None:
-                self._claims(match.group("claims")[len("청구항") :], _CLAIM_NUMBER)
+                self._claims(match.group("claims")[len("청구항") :], _CLAIM_NUMBER, self._claim_range_start(match))
             elif match.group("english_claims") is not None:
-                self._claims(match.group("english_claims")[len("claim") :].lstrip("sS"), _ENGLISH_CLAIM_NUMBER)
+                numbers_text = match.group("english_claims")[len("claim") :].lstrip("sS")
+                self._claims(numbers_text, _ENGLISH_CLAIM_NUMBER, self._claim_range_start(match))
             elif match.group("application") is not None:
                 digits = re.sub(r"\D", "", match.group("application"))
                 self._reference("application", digits, (digits,))
@@ -238,23 +257,51 @@ class _Rewriter:
         self.references.append(Reference(kind, self.length, self.length + len(text), tokens, article))
         self._append(text)
 
-    def _claims(self, numbers_text: str, number_pattern: re.Pattern[str]) -> None:
-        """Write each claim number of a list as "청구항N", keeping the connectors between them."""
+    def _claim_range_start(self, match: re.Match[str]) -> int | None:
+        """Return the claim number that starts a range ending in ``match``, as in "청구항1 내지 청구항3"."""
+        joining = self.text[self.previous_end : match.start()]
+        if self.previous_kind == "claim" and _RANGE_JOIN.fullmatch(joining):
+            return self.previous_number
+        return None
+
+    def _claims(self, numbers_text: str, number_pattern: re.Pattern[str], range_start: int | None) -> None:
+        """Write each claim number of a list as "청구항N", keeping the connectors between them.
+
+        ``range_start`` is the claim number of a previous reference that starts a range
+        ending at the first number here.
+        """
         position = 0
-        for number in number_pattern.finditer(numbers_text):
-            connector = numbers_text[position : number.start()].strip()
+        previous: int | None = range_start
+        for match in number_pattern.finditer(numbers_text):
+            number = int(match.group(1))
+            connector = numbers_text[position : match.start()].strip()
             if connector == ",":
                 self._append(", ")
             elif connector in ("-", "~", "–"):
                 self._append("-")
             elif connector:
                 self._append(f" {connector} ")
-            self._claim(int(number.group(1)))
-            position = number.end()
-        self.previous_kind, self.previous_article = "claim", None
+            is_range = connector.lower() in _RANGE_CONNECTORS or (position == 0 and range_start is not None)
+            between = _between(previous, number) if is_range else ()
+            self._claim(number, between)
+            previous = number
+            position = match.end()
+        self.previous_kind, self.previous_article, self.previous_number = "claim", None, previous
 
-    def _claim(self, number: int) -> None:
-        self._reference("claim", f"청구항{number}", (f"청구항{number}", CLAIM_WORD))
+    def _claim(self, number: int, between: Sequence[int] = ()) -> None:
+        """Write "청구항N"; ``between`` are the numbers of a range that ends here, before N."""
+        tokens = (*(f"청구항{inner}" for inner in between), f"청구항{number}", CLAIM_WORD)
+        self._reference("claim", f"청구항{number}", tokens)
+
+    def _paragraph(self, number: int, article: str | None, between: Sequence[int] = ()) -> None:
+        """Write "제N항" of ``article``; ``between`` are the numbers of a range that ends here, before N."""
+        # A question rarely yields a paragraph token without its article ("제2항"), because a
+        # bare "제2항" in a question is read as a claim. Filling in such a range would mostly
+        # lengthen the chunk, which lowers its BM25 score for every other query.
+        if article is None:
+            between = ()
+        tokens = tuple(f"{article or ''}제{paragraph}항" for paragraph in (*between, number))
+        self._reference("paragraph", f"제{number}항", tokens, article)
 
     def _article(self, match: re.Match[str]) -> None:
         article = f"제{int(match.group('article'))}조"
@@ -280,6 +327,7 @@ class _Rewriter:
         kind: ReferenceKind = "article" if paragraph is None else "paragraph"
         self._reference(kind, text, tuple(tokens), article)
         self.previous_kind, self.previous_article, self.last_article = kind, article, article
+        self.previous_number = None if paragraph is None else int(paragraph)
 
     def _bare_number(self, match: re.Match[str]) -> None:
         """Write a "제N항" or "제N-M항" without an article as claims or as paragraphs (see the module rules)."""
@@ -287,13 +335,16 @@ class _Rewriter:
         if match.group("number_to") is not None:
             numbers.append(int(match.group("number_to")))
 
-        # 1. Joined by a list connector to the previous reference: the same kind and article.
+        # 1. Joined by a list connector to the previous reference: the same kind and article,
+        #    and with a range connector, the numbers between the two as well.
         before = self.text[max(0, match.start() - _CONTEXT_CHARS) : match.start()]
         article: str | None = None
-        if self.previous_kind in ("claim", "paragraph") and _CONNECTOR.fullmatch(
-            self.text[self.previous_end : match.start()]
-        ):
+        range_start: int | None = None
+        joining = self.text[self.previous_end : match.start()]
+        if self.previous_kind in ("claim", "paragraph") and _CONNECTOR.fullmatch(joining):
             kind, article = self.previous_kind, self.previous_article
+            if _RANGE_JOIN.fullmatch(joining):
+                range_start = self.previous_number
         # 2. "같은 조 제4항" cites the last article named. "이 조 제4항" cites the current one, below.
         elif _SAME_ARTICLE.search(before):
             kind, article = "paragraph", self.last_article
@@ -308,18 +359,30 @@ class _Rewriter:
         else:
             kind = "claim"
 
+        # In "제1-6항" the second number ends a range that starts at the first. The first number
+        # ends a range only when a range connector joins it to the previous reference.
         for index, number in enumerate(numbers):
             if index:
                 self._append("-")
+            start = numbers[0] if index else range_start
+            between = _between(start, number)
             if kind == "claim":
-                self._claim(number)
+                self._claim(number, between)
             else:
-                self._reference("paragraph", f"제{number}항", (f"{article or ''}제{number}항",), article)
-        self.previous_kind, self.previous_article = kind, article
+                self._paragraph(number, article, between)
+        self.previous_kind, self.previous_article, self.previous_number = kind, article, numbers[-1]
+
+
+def _between(start: int | None, end: int) -> range:
+    """Return the numbers strictly between the ends of a range, or none when the ends are reversed or too far apart."""
+    if start is None or not 0 < end - start <= MAX_RANGE_LENGTH:
+        return range(0)
+    return range(start + 1, end)
 
 
 __all__ = [
     "CLAIM_WORD",
+    "MAX_RANGE_LENGTH",
     "NORMALIZATION_VERSION",
     "NormalizedText",
     "Reference",

@@ -13,6 +13,11 @@ The evaluation gate rejects a version whose hybrid recall@5 on the golden set is
 VERACLAIM_EVAL_MIN_RECALL_AT_5, or more than VERACLAIM_EVAL_MAX_DROP below the current
 version's recall@5 on the same set. A rejected version is moved to ``rejected/<id>`` with
 its ``evaluation.json``, for inspection, and CURRENT stays as it was.
+
+Every caller of publish_version passes its gate. A build takes it from its
+IndexBuilderSettings (EvaluationGate.from_settings), whose source is the environment unless
+the caller sets the fields. A replica's pull passes EvaluationGate.OFF, because it must
+serve what the builder published: the builder's gate has already judged that version.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -76,9 +81,20 @@ class EvaluationGate:
     min_recall_at_5: float = 0.0
     max_drop: float = 0.05
 
+    # The gate that lets every valid version through, set below the class.
+    OFF: ClassVar[EvaluationGate]
+
     @classmethod
     def from_settings(cls, settings: IndexBuilderSettings) -> EvaluationGate:
+        """Return the gate of the eval_* fields of ``settings`` (VERACLAIM_EVAL_* unless set explicitly)."""
         return cls(settings.eval_golden, settings.eval_min_recall_at_5, settings.eval_max_drop)
+
+    @property
+    def enabled(self) -> bool:
+        return self.golden is not None
+
+
+EvaluationGate.OFF = EvaluationGate()
 
 
 @dataclass(frozen=True)
@@ -161,24 +177,20 @@ def publish_version(
     *,
     embedding_model: str,
     dimension: int | None = None,
+    gate: EvaluationGate,
     keep_versions: int = DEFAULT_KEEP_VERSIONS,
-    gate: EvaluationGate | None = None,
 ) -> Path:
     """Validate and evaluate ``staging``, make it the current version of ``root`` and return its folder.
 
     The caller holds the root's BuildLock. On a validation failure the staging folder is
-    deleted and CURRENT is unchanged. ``gate`` None reads the VERACLAIM_EVAL_* settings.
-    When the gate rejects the version, it is moved to ``root/rejected/<id>``, CURRENT is
-    unchanged and EvaluationGateError is raised.
+    deleted and CURRENT is unchanged. ``gate`` is the evaluation gate, EvaluationGate.OFF
+    for none. When the gate rejects the version, it is moved to ``root/rejected/<id>``,
+    CURRENT is unchanged and EvaluationGateError is raised.
     """
-    # NOTE: build.py and remote.py pass no gate, so both use the VERACLAIM_EVAL_* environment:
-    # a build_index(settings=...) call cannot set the gate, and a pull is gated too.
-    gate = gate if gate is not None else EvaluationGate.from_settings(IndexBuilderSettings())
-
     # 1. Valid, good enough, and on disk before anything points at it.
     try:
         reader = validate_version(staging, embedding_model=embedding_model, dimension=dimension)
-        decision = check_gate(gate, reader, root, version_id) if gate.golden is not None else None
+        decision = check_gate(gate, reader, root, version_id) if gate.enabled else None
         del reader
         if decision is not None:
             _write_json(staging / EVALUATION_FILE, decision.to_dict())
@@ -317,12 +329,14 @@ def write_index(
     documents: Sequence[Mapping[str, Any]],
     details: Mapping[str, Any] | None = None,
     keep_versions: int = DEFAULT_KEEP_VERSIONS,
+    gate: EvaluationGate = EvaluationGate.OFF,
 ) -> dict[str, Any]:
     """Write ``chunks`` and their ``vectors`` as a new version of the index root ``out``, publish it, and return its manifest.
 
     ``vectors`` must be L2-normalised, one row per chunk. ``details`` adds fields to the
-    manifest. Raises ValidationFailedError, leaving the current version served, when the
-    new version does not load with ``embedding_model``.
+    manifest. ``gate`` is the evaluation gate, off by default. Raises ValidationFailedError,
+    leaving the current version served, when the new version does not load with
+    ``embedding_model``, and EvaluationGateError when the gate rejects it.
     """
     out = Path(out).expanduser().resolve()
     check_output_dir(out)
@@ -351,6 +365,7 @@ def write_index(
             embedding_model=embedding_model,
             dimension=int(vectors.shape[1]),
             keep_versions=keep_versions,
+            gate=gate,
         )
     return manifest
 

@@ -295,7 +295,16 @@ def open_index(path: str | Path, embedding_model: str | None = None) -> IndexRea
     built with. Raises IndexNotFoundError for a missing folder or file, IndexMismatchError
     for another model or dimension, and IndexFormatError for damaged or inconsistent files.
     """
-    path = Path(path).expanduser().resolve()
+    reader = _load_current(Path(path).expanduser().resolve(), embedding_model)
+
+    # The query encoder is built here, once per process, so that the first search does not
+    # wait for it. load_version leaves it to embed_query, because a build validates every
+    # version with load_version and searches only when the evaluation gate is on.
+    reader._embedder.prepare_queries()
+    return reader
+
+
+def _load_current(path: Path, embedding_model: str | None) -> IndexReader:
     version = current_version(path)
     if version is None:
         return load_version(path, embedding_model)

@@ -17,7 +17,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from index_builder.errors import IndexFormatError, PublishError, VersionNotFoundError
-from index_builder.publish import publish_version, staging_dir
+from index_builder.publish import EvaluationGate, publish_version, staging_dir
 from index_builder.settings import IndexBuilderSettings
 from index_builder.sources.s3 import client_config, local_download_path, parse_s3_uri
 from index_builder.store import read_manifest
@@ -86,7 +86,8 @@ def pull_current(
 
     Returns the version id and whether it was fetched (False: ``out`` already served it).
     The local copy is validated like a build's, so a replica never switches to a version
-    that does not load.
+    that does not load. It is not evaluated: the evaluation gate runs where the version is
+    built, and ``settings``' eval_* fields are ignored here.
     """
     settings = settings or IndexBuilderSettings()
     bucket, prefix = _prefix(uri)
@@ -137,7 +138,9 @@ def pull_current(
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-        # 3. Validated and switched like a local build.
+        # 3. Validated and switched like a local build, but never evaluated: the builder's gate
+        #    judged this version before it was uploaded, and a replica with its own golden
+        #    set or thresholds must not refuse what every other replica serves.
         manifest = read_manifest(staging)
         publish_version(
             out,
@@ -146,6 +149,7 @@ def pull_current(
             embedding_model=str(manifest["embedding_model"]),
             dimension=int(manifest["dimension"]),
             keep_versions=settings.keep_versions,
+            gate=EvaluationGate.OFF,
         )
     logger.info("Pulled version %s (%d files) from %s into %s", version_id, count, uri, out)
     return version_id, True

@@ -14,7 +14,9 @@ Usage:
   reports p50 and p95. Query embedding is excluded: the queries are embedded before the
   clock starts and the reader's embedder is replaced by a lookup of those vectors, so
   dense and hybrid time the FAISS search, BM25 and the fusion only.
-- embed: the time of Embedder.embed_query alone for every golden query, p50 per run.
+- embed: the time of Embedder.embed_query alone for every golden query, p50 per run,
+  interleaved with SentenceTransformer.encode (the torch path) and ONNX Runtime on two
+  threads, with each path's ratio to the torch path of the same run.
 
 Without --index the sample index is built from data/samples first (a few minutes on 2 cores).
 The tables give the median over ``--runs`` runs of each run's percentile.
@@ -229,21 +231,47 @@ def bench_latency(
 
 
 def bench_embed(reader: IndexReader, golden: Path, runs: int) -> dict[str, object]:
-    from index_builder.embed import load_embedder
+    """Time query embedding on each path, interleaved per query, so load bursts hit all paths alike.
+
+    - torch: SentenceTransformer.encode of the normalised query, the path before ONNX Runtime.
+    - embed_query: Embedder.embed_query, on ONNX Runtime with QUERY_THREADS threads.
+    - onnxruntime, 2 threads: the same exported model with two intra-op threads.
+    """
+    from index_builder.embed import QUERY_THREADS, load_embedder
+    from index_builder.normalize import normalize_text
+    from index_builder.onnx_query import build_query_encoder
 
     embedder = load_embedder(reader.embedding_model)
+    embedder.prepare_queries()
+    two_threads = build_query_encoder(embedder._model, threads=2)
+    paths: dict[str, Callable[[str], object]] = {
+        "torch": lambda query: embedder.embed([normalize_text(query)])[0],
+        f"embed_query ({embedder.query_backend}, {QUERY_THREADS} thread)": embedder.embed_query,
+        "onnxruntime, 2 threads": lambda query: two_threads.encode(normalize_text(query)),
+    }
     queries = [item.search_query for item in load_golden(golden)]
     for query in queries[:10]:
-        embedder.embed_query(query)
-    per_run = []
+        for embed in paths.values():
+            embed(query)
+
+    per_run: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
     for _ in range(runs):
-        timings = []
+        timings: dict[str, list[float]] = {name: [] for name in paths}
         for query in queries:
-            began = time.perf_counter()
-            embedder.embed_query(query)
-            timings.append((time.perf_counter() - began) * 1000)
-        per_run.append({"p50": percentile(timings, 0.5), "p95": percentile(timings, 0.95)})
-    return {"queries": len(queries), **summarize(per_run)}
+            for name, embed in paths.items():
+                began = time.perf_counter()
+                embed(query)
+                timings[name].append((time.perf_counter() - began) * 1000)
+        for name in paths:
+            per_run[name].append({"p50": percentile(timings[name], 0.5), "p95": percentile(timings[name], 0.95)})
+    summaries = {name: summarize(per_run[name]) for name in paths}
+    baseline = [run["p50"] for run in per_run["torch"]]
+    for name, summary in summaries.items():
+        # The ratio of each run's p50 to the torch p50 of the same run, then the median.
+        ratios = [run["p50"] / base for run, base in zip(per_run[name], baseline, strict=True)]
+        summary["ratio_to_torch"] = round(statistics.median(ratios), 3)
+    default_path = next(name for name in paths if name.startswith("embed_query"))
+    return {"queries": len(queries), "default": default_path, "paths": summaries, **summaries[default_path]}
 
 
 def summarize(per_run: list[dict[str, float]]) -> dict[str, object]:
@@ -273,8 +301,12 @@ def print_report(results: dict[str, object]) -> None:
         for mode, numbers in latency["modes"].items():
             print(f"{mode:<8} p50 {numbers['p50_ms']:>7.2f} ms  p95 {numbers['p95_ms']:>7.2f} ms  runs p50 {numbers['runs_p50_ms']}")
     if "embed" in results:
-        embed = results["embed"]
-        print(f"\nQuery embedding: p50 {embed['p50_ms']:.2f} ms, p95 {embed['p95_ms']:.2f} ms, runs p50 {embed['runs_p50_ms']}")
+        print(f"\nQuery embedding, {results['embed']['queries']} queries")
+        for name, numbers in results["embed"]["paths"].items():
+            print(
+                f"{name:<36} p50 {numbers['p50_ms']:>6.2f} ms  p95 {numbers['p95_ms']:>6.2f} ms  "
+                f"p50 / torch {numbers['ratio_to_torch']:.3f}  runs p50 {numbers['runs_p50_ms']}"
+            )
 
 
 def measured_targets(results: dict[str, object]) -> list[tuple[str, float, float, bool]]:

@@ -9,7 +9,7 @@ import pytest
 from langchain_core.documents import Document
 
 from chat_ui.pipeline import MIN_FLOOR_CANDIDATES
-from chat_ui.relevance import RELEVANCE_FLOOR, key_terms, relevance, term_coverage
+from chat_ui.relevance import RELEVANCE_FLOOR, glossary_terms, key_terms, relevance, term_coverage
 from chat_ui.retrieve import IndexRetriever, widen
 from chat_ui.settings import ChatSettings
 from index_builder.store import open_index
@@ -34,6 +34,21 @@ UNRELATED = [
     "How do I bake sourdough bread?",
     "python list comprehension example",
     "hello",
+    # English questions with one patent-law word, which the glossary does not count alone.
+    "How do I file an insurance claim?",
+    "Tell me about the invention of the telephone",
+    "What application should I use to edit photos?",
+    "Who invented the light bulb?",
+]
+
+# English questions about the sample documents that term coverage alone scored below the
+# floor (0 to 0.29), because the documents are Korean.
+ENGLISH_ABOUT_SAMPLES = [
+    "When is a patent application laid open?",
+    "What is the grace period for disclosure before filing?",
+    "Can I amend the claims after receiving a notice of rejection?",
+    "What are the requirements for the description of the invention?",
+    "What prior art was cited against the fitness frame application?",
 ]
 
 
@@ -65,6 +80,30 @@ def test_dense_score_counts_for_english_only():
 
     assert relevance("파스타 레시피 알려줘", [passage]) == 0.0
     assert relevance("pasta recipe please", [passage]) == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("When is a patent application laid open?", ["특허", "출원", "공개"]),  # three glossary words
+        ("Can I amend the claims?", ["보정", "청구항"]),  # plural and verb forms
+        ("What is the capital of France?", []),  # no patent-law word
+        ("Patent patents patent", ["특허"]),  # repeats give one term
+    ],
+)
+def test_glossary_terms_table(query, expected):
+    assert glossary_terms(query) == expected
+
+
+def test_glossary_counts_for_english_only():
+    passage = Document(page_content="특허출원은 출원일부터 1년 6개월이 지나면 공개된다.", metadata={"dense_score": 0.1})
+
+    # Two glossary words, both in the Korean passage.
+    assert relevance("When is a patent application published?", [passage]) == pytest.approx(1.0)
+    # One glossary word alone does not count, so only the dense score remains.
+    assert relevance("When is an application due?", [passage]) == pytest.approx(0.1)
+    # A Korean question keeps plain term coverage: two of its three terms are in the passage.
+    assert relevance("특허 출원 날씨", [passage]) == pytest.approx(2 / 3)
 
 
 def test_no_documents_has_no_relevance():
@@ -106,3 +145,8 @@ def test_golden_questions_pass_floor(score):
 @pytest.mark.parametrize("question", UNRELATED)
 def test_unrelated_question_below_floor(score, question):
     assert score(question) < RELEVANCE_FLOOR
+
+
+@pytest.mark.parametrize("question", ENGLISH_ABOUT_SAMPLES)
+def test_english_question_passes_floor(score, question):
+    assert score(question) >= RELEVANCE_FLOOR

@@ -22,6 +22,7 @@ from index_builder.evaluate import (
 )
 from index_builder.publish import EVALUATION_FILE, REJECTED_DIR, EvaluationGateError
 from index_builder.reader import open_index
+from index_builder.settings import IndexBuilderSettings
 from index_builder.versions import current_version, list_versions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -394,6 +395,39 @@ def test_gate_off_without_golden(tmp_path: Path, pdfs, monkeypatch: pytest.Monke
     assert report.published
     assert not (out / "versions" / report.version / EVALUATION_FILE).exists()
     assert not (out / REJECTED_DIR).exists()
+
+
+def test_gate_from_explicit_settings(tmp_path: Path, pdfs, gate_golden: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The environment turns the gate off, and the settings object passed in turns it on.
+    monkeypatch.setenv("VERACLAIM_EVAL_GOLDEN", "")
+    settings = IndexBuilderSettings(eval_golden=gate_golden, eval_min_recall_at_5=0.9)
+    out = tmp_path / "index"
+
+    with pytest.raises(EvaluationGateError) as caught:
+        build_index(str(make_tiny_source(pdfs, tmp_path / "source")), out, settings=settings, progress=False)
+
+    assert "below VERACLAIM_EVAL_MIN_RECALL_AT_5=0.900" in str(caught.value)
+    assert current_version(out) is None
+
+
+def test_explicit_settings_override_environment_gate(
+    tmp_path: Path, pdfs, gate_golden: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The environment would reject the version, and the settings object passed in turns the gate off.
+    monkeypatch.setenv("VERACLAIM_EVAL_GOLDEN", str(gate_golden))
+    monkeypatch.setenv("VERACLAIM_EVAL_MIN_RECALL_AT_5", "1.0")
+    out = tmp_path / "index"
+
+    report = build_index(
+        str(make_tiny_source(pdfs, tmp_path / "source")),
+        out,
+        settings=IndexBuilderSettings(eval_golden=None),
+        progress=False,
+    )
+
+    assert report.published
+    assert current_version(out) == report.version
+    assert not (out / "versions" / report.version / EVALUATION_FILE).exists()
 
 
 def test_rebuild_command_rejected(

@@ -9,7 +9,7 @@ import pytest
 
 from index_builder.embed import Embedder
 from index_builder.keyword import analyze, analyze_many, analyze_query, query_identifiers
-from index_builder.normalize import normalize, normalize_text, reference_tokens
+from index_builder.normalize import MAX_RANGE_LENGTH, normalize, normalize_text, reference_tokens
 
 # Pairs of texts that must normalize to the same canonical text and the same BM25 tokens.
 EQUIVALENT = [
@@ -55,8 +55,8 @@ REFERENCE_TOKENS = [
     ("제42조의2", ["제42조의2"]),
     # A paragraph of a branch article.
     ("제42조의3제2항", ["제42조의3", "제42조의3제2항"]),
-    # A paragraph joined by 부터 continues the article before it.
-    ("제36조제1항부터 제3항까지", ["제36조", "제36조제1항", "제36조제3항"]),
+    # A paragraph joined by 부터 continues the article before it, as a range.
+    ("제36조제1항부터 제3항까지", ["제36조", "제36조제1항", "제36조제2항", "제36조제3항"]),
     # 같은 조 names the last article cited.
     ("제42조제3항제1호 또는 같은 조 제4항", ["제42조", "제42조제3항", "제42조제3항제1호", "제42조제4항"]),
     # 이 조 names the current article, which the text does not give.
@@ -67,8 +67,31 @@ REFERENCE_TOKENS = [
     ("청구항 1, 2 및 5", ["청구항1", "청구항", "청구항2", "청구항", "청구항5", "청구항"]),
     # English claim list.
     ("claims 1 and 3", ["청구항1", "청구항", "청구항3", "청구항"]),
-    # A claim range in an office action names both ends.
-    ("심사 대상 청구항 : 제1-6항", ["청구항1", "청구항", "청구항6", "청구항"]),
+    # A claim range in an office action names every claim, those between the ends included.
+    ("심사 대상 청구항 : 제1-6항", ["청구항1", "청구항", "청구항2", "청구항3", "청구항4", "청구항5", "청구항6", "청구항"]),
+    # Claim ranges written with 내지, ~, - or "to" name the claims between the ends.
+    ("청구항 1 내지 3", ["청구항1", "청구항", "청구항2", "청구항3", "청구항"]),
+    ("제1항 내지 제3항 중 어느 한 항에 있어서", ["청구항1", "청구항", "청구항2", "청구항3", "청구항"]),
+    ("청구항 1 ~ 3", ["청구항1", "청구항", "청구항2", "청구항3", "청구항"]),
+    ("청구항 제1항 내지 제3항", ["청구항1", "청구항", "청구항2", "청구항3", "청구항"]),
+    ("청구항 1 내지 청구항 3", ["청구항1", "청구항", "청구항2", "청구항3", "청구항"]),  # 청구항 repeated at the end
+    ("claims 1-3", ["청구항1", "청구항", "청구항2", "청구항3", "청구항"]),
+    ("claims 1 to 3", ["청구항1", "청구항", "청구항2", "청구항3", "청구항"]),
+    ("claims 1 through 3", ["청구항1", "청구항", "청구항2", "청구항3", "청구항"]),
+    # A range inside a list: only the range is filled in.
+    ("청구항 2-4 및 7", ["청구항2", "청구항", "청구항3", "청구항4", "청구항", "청구항7", "청구항"]),
+    # Two claims joined by 및 are a list, not a range.
+    ("제1항 및 제3항", ["청구항1", "청구항", "청구항3", "청구항"]),
+    # A range that counts down keeps its two ends.
+    ("청구항 5 내지 3", ["청구항5", "청구항", "청구항3", "청구항"]),
+    # A range of more than MAX_RANGE_LENGTH claims keeps its two ends.
+    ("청구항 1 내지 99", ["청구항1", "청구항", "청구항99", "청구항"]),
+    # A number too long for a claim ends the list before it.
+    ("청구항 1 내지 100000", ["청구항1", "청구항"]),
+    # Paragraph ranges of an article name the paragraphs between the ends.
+    ("특허법 제29조 제1항 내지 제3항", ["제29조", "제29조제1항", "제29조제2항", "제29조제3항"]),
+    # A paragraph range without its article keeps its two ends: such tokens match no query.
+    ("① 제1항부터 제3항까지의 규정을 적용할 때\n② 삭제", ["제1항", "제3항"]),
     # Claims have no items, so 제1항제2호 cites a paragraph.
     ("제1항제2호에 따른", ["제1항"]),
     # In a statute, whose paragraphs start lines with circled numbers, 제N항 cites a paragraph.
@@ -136,6 +159,23 @@ def test_application_number_is_one_token() -> None:
 def test_reference_keeps_particles_off_tokens() -> None:
     # The reference reaches Kiwi as one span, so the particle after it stays a particle.
     assert analyze("특허법 64조가 뭐야?") == ["특허법", "제64조", "뭐"]
+
+
+def test_claim_range_and_question_share_token() -> None:
+    # A question about claim 2 and a chunk that cites claims 1 to 3 share the token 청구항2.
+    chunk = analyze("제1항 내지 제3항 중 어느 한 항에 있어서, 상기 센서는 온도를 측정하는 장치.")
+    question = analyze_query("청구항 2의 센서는 무엇을 측정하나요?")
+
+    assert "청구항2" in chunk
+    assert "청구항2" in question
+
+
+def test_claim_range_is_capped() -> None:
+    longest = reference_tokens(f"청구항 1 내지 {1 + MAX_RANGE_LENGTH}")
+    too_long = reference_tokens(f"청구항 1 내지 {2 + MAX_RANGE_LENGTH}")
+
+    assert len([token for token in longest if token != "청구항"]) == MAX_RANGE_LENGTH + 1
+    assert too_long == ["청구항1", "청구항", f"청구항{2 + MAX_RANGE_LENGTH}", "청구항"]
 
 
 def test_claim_word_matches_claim_references() -> None:

@@ -363,3 +363,29 @@ def test_pull_rejects_version_that_does_not_load(moto_endpoint, bucket, tmp_path
     assert "does not load" in result.stderr
     assert current_version(tmp_path / "replica") == report.version
     assert open_index(tmp_path / "replica").chunk_count == 1
+
+
+def test_pull_ignores_evaluation_gate(
+    moto_endpoint, bucket, tmp_path: Path, pdfs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_pdfs(moto_endpoint, bucket, pdfs, {"docs/a.pdf": "게이트 없이 받을 색인."})
+    remote = f"s3://{bucket}/index"
+    report = build_index(f"s3://{bucket}/docs", tmp_path / "builder", endpoint_url=moto_endpoint, progress=False)
+    from index_builder.remote import upload_version
+
+    upload_version(tmp_path / "builder", report.version, remote, endpoint_url=moto_endpoint)
+    # A replica whose environment sets a gate that this version fails: its one question
+    # expects a file that is not in the index, so recall@5 is 0 against a floor of 1.
+    golden = tmp_path / "golden.jsonl"
+    question = {"id": "absent", "question": "포도 재배", "kind": "formal", "expected": [{"file": "grape.pdf", "page": 1}]}
+    golden.write_text(json.dumps(question, ensure_ascii=False) + "\n", encoding="utf-8")
+    monkeypatch.setenv("VERACLAIM_EVAL_GOLDEN", str(golden))
+    monkeypatch.setenv("VERACLAIM_EVAL_MIN_RECALL_AT_5", "1.0")
+
+    version, fetched = pull_current(remote, tmp_path / "replica", endpoint_url=moto_endpoint)
+
+    assert fetched
+    assert version == report.version
+    assert current_version(tmp_path / "replica") == report.version
+    assert not (tmp_path / "replica" / "versions" / version / "evaluation.json").exists()
+    assert not (tmp_path / "replica" / "rejected").exists()
