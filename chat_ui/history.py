@@ -44,6 +44,10 @@ _RATINGS: dict[object, int] = {"up": 1, "down": -1, 1: 1, -1: -1}
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
+# Letters and symbols that render as blank space: the Hangul fillers and the blank braille
+# pattern. A title of only these would show as an empty entry, as one of format characters does.
+_BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
 # Characters of a question kept in the automatic title of its conversation.
 AUTOMATIC_TITLE_CHARS = 80
 
@@ -58,6 +62,14 @@ class TurnNotFound(ConversationNotFound, TurnNotFoundError):
 
 class InvalidTitle(InvalidLogValueError):
     """A conversation title is empty, too long or contains characters a title cannot hold."""
+
+
+class TitleCharacterRejected(InvalidTitle):
+    """A conversation title contains a character that a one-line title cannot hold."""
+
+    def __init__(self, message: str, character: str) -> None:
+        super().__init__(message)
+        self.character = character
 
 
 class InvisibleTitle(InvalidTitle):
@@ -82,26 +94,36 @@ def clean_title(title: object) -> str:
         )
     for position, character in enumerate(cleaned):
         if character in _BIDI_CONTROLS or unicodedata.category(character) in _REJECTED_CATEGORIES:
-            raise InvalidTitle(
+            raise TitleCharacterRejected(
                 f"The title contains the character U+{ord(character):04X} at position "
                 f"{position}, which a one-line title cannot hold. Remove line breaks, tabs "
-                "and other control characters."
+                "and other control characters.",
+                character,
             )
 
-    # Zero-width spaces, joiners and byte order marks (category Cf) render as nothing, so a
-    # title made only of them would show as an empty entry in the list.
-    if not _visible_text(cleaned).strip():
+    # Zero-width spaces, joiners and byte order marks (category Cf) and the blank-looking
+    # fillers render as nothing, so a title made only of them would show as an empty entry.
+    if not has_visible_text(cleaned):
         codes = " ".join(f"U+{ord(character):04X}" for character in cleaned[:8])
         raise InvisibleTitle(
-            f"The title contains no visible character, only format characters ({codes}). "
+            f"The title contains no visible character, only invisible or blank ones ({codes}). "
             "Type at least one letter, digit or symbol."
         )
     return cleaned
 
 
+def has_visible_text(text: str) -> bool:
+    """Return whether `text` shows anything: a character that is not space, control, format or blank-looking."""
+    return bool(_visible_text(text).strip())
+
+
 def _visible_text(text: str) -> str:
-    """Return `text` without its control (Cc) and format (Cf) characters."""
-    return "".join(character for character in text if unicodedata.category(character) not in ("Cc", "Cf"))
+    """Return `text` without its control (Cc), format (Cf) and blank-looking characters."""
+    return "".join(
+        character
+        for character in text
+        if unicodedata.category(character) not in ("Cc", "Cf") and character not in _BLANK_LOOKING
+    )
 
 
 def automatic_title(question: str) -> str:

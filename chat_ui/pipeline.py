@@ -12,13 +12,14 @@ The steps of one question:
 
 Every question that passes input validation is handed to the log and to the observers
 exactly once, whatever happens to the stream: a model failure keeps the partial answer, and
-a closed stream (the user left or pressed stop) is logged as "interrupted". The log writes
+a stopped or closed stream (the user pressed stop or left) is logged as "interrupted". The log writes
 in the background, so a process killed with SIGKILL can lose turns still in its queue.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +30,7 @@ from langchain_core.documents import Document
 from chat_ui.answer import AnswerOptions, AnswerUpdate, Citation, Status, citations_of, turn_record
 from chat_ui.citations import visible_text
 from chat_ui.errors import ChatUIError, ConversationNotFoundError
-from chat_ui.history import automatic_title
+from chat_ui.history import automatic_title, has_visible_text
 from chat_ui.language import Language, detect_language, translate
 from chat_ui.log import ConversationLog
 from chat_ui.pending import PendingConversations
@@ -39,9 +40,10 @@ from chat_ui.rerank import Reranker, load_reranker
 from chat_ui.retrieve import IndexRetriever, drop_repeated, widen
 from chat_ui.rewrite import QueryRewriter
 from chat_ui.settings import ChatSettings
+from chat_ui.stopping import StopRequested, StoppableEvents
 from serving.budget import TokenCounter, TokenLimits, fit_prompt
 from serving.client import ChatClient
-from serving.errors import ModelServerError, ModelServerUnavailable, PromptTooLong
+from serving.errors import ModelServerError, ModelServerTimeout, ModelServerUnavailable, PromptTooLong
 from serving.stream import StreamEvent, StreamResult
 
 logger = logging.getLogger(__name__)
@@ -150,6 +152,7 @@ class AnswerPipeline:
         conversation_id: str | None = None,
         user: str | None = None,
         options: AnswerOptions | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[AnswerUpdate]:
         """Yield the growing answer to `question`, then a final update with status and turn id.
 
@@ -157,7 +160,9 @@ class AnswerPipeline:
         starts instead for an id that is not a UUID, for another user's conversation, and
         for an id that is neither in the log nor started by this pipeline. Every update's
         `conversation_id` names the conversation that the turn is logged in. `options`
-        overrides the settings' thinking, top_k and temperature for this question.
+        overrides the settings' thinking, top_k and temperature for this question. Setting
+        `stop` ends the answer as "interrupted" within stopping.POLL_S seconds, even while the model
+        sends nothing; closing the generator ends it at the next token.
         """
         run = _Run(received=time.monotonic())
         options = options or AnswerOptions()
@@ -226,27 +231,32 @@ class AnswerPipeline:
         # closes the generator (stop button, closed tab): that turn stays "interrupted".
         status: Status = "interrupted"
         notice = None
-        try:
-            with self.client.stream_events(
+        events = StoppableEvents(
+            lambda: self.client.stream_events(
                 messages, thinking=run.thinking, max_tokens=self.settings.max_tokens, temperature=run.temperature
-            ) as events:
-                for event in events:
-                    if event.kind == "status":
-                        update = replace(update, notice=self._status_notice(event, shown_language))
-                        yield update
-                        continue
-                    if run.first_token is None:
-                        run.first_token = time.monotonic()
-                    if event.kind == "reasoning":
-                        update = replace(update, reasoning=update.reasoning + event.text, notice=None)
-                    else:
-                        run.raw_answer += event.text
-                        shown = visible_text(run.raw_answer, valid_numbers, final=False).text
-                        update = replace(update, answer=shown, notice=None)
+            ),
+            stop or threading.Event(),
+        )
+        try:
+            for event in events:
+                if event.kind == "status":
+                    update = replace(update, notice=self._status_notice(event, shown_language))
                     yield update
-                run.result = events.result
+                    continue
+                if run.first_token is None:
+                    run.first_token = time.monotonic()
+                if event.kind == "reasoning":
+                    update = replace(update, reasoning=update.reasoning + event.text, notice=None)
+                else:
+                    run.raw_answer += event.text
+                    shown = visible_text(run.raw_answer, valid_numbers, final=False).text
+                    update = replace(update, answer=shown, notice=None)
+                yield update
+            run.result = events.result
             update = self._final_answer(update, run, valid_numbers)
             status, notice = self._outcome(update, run.result, shown_language)
+        except StopRequested:
+            logger.info("the user stopped the answer in conversation %s", conversation_id)
         except ModelServerError as exc:
             status, run.error = "error", exc
             notice = self._failure_notice(exc, shown_language)
@@ -255,6 +265,7 @@ class AnswerPipeline:
             status, run.error = "error", exc
             raise
         finally:
+            events.close()
             if run.result is None:
                 # The stream ended early: show and log what arrived, filtered as at the end.
                 update = self._final_answer(update, run, valid_numbers)
@@ -422,7 +433,8 @@ class AnswerPipeline:
         ]
 
     def _check_question(self, question: str, language: Language) -> str | None:
-        if not question:
+        # Zero-width spaces alone look empty to the user, and give the model nothing to answer.
+        if not has_visible_text(question):
             return translate("answer.empty_question", language)
         try:
             question.encode("utf-8")
@@ -439,6 +451,8 @@ class AnswerPipeline:
     def _failure_notice(exc: ModelServerError, language: Language) -> str:
         if isinstance(exc, ModelServerUnavailable):
             return translate("answer.model_unavailable", language)
+        if isinstance(exc, ModelServerTimeout):
+            return translate("answer.model_timeout", language)
         return translate("answer.model_failed", language, error_type=type(exc).__name__)
 
     def _start_conversation(self, user: str | None, question: str) -> str:

@@ -1,13 +1,14 @@
 """The chat column: the conversation, the question box, and send, stop, retry and new buttons.
 
-`ChatAnswers` streams the pipeline's updates into a ChatSession. The stream is closed when
-Gradio cancels the event (the stop button, or a closed tab), and the pipeline then logs the
-turn as "interrupted".
+`ChatAnswers` streams the pipeline's updates into a ChatSession. The stop button signals
+the pipeline to stop (chat_ui/stopping.py), and Gradio closes the stream when it cancels
+the event (a closed tab); either way the pipeline logs the turn as "interrupted".
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -71,7 +72,12 @@ class ChatAnswers:
         self.pipeline = pipeline
 
     def answer(
-        self, question: str, session: ChatSession, options: AnswerOptions, user: str | None
+        self,
+        question: str,
+        session: ChatSession,
+        options: AnswerOptions,
+        user: str | None,
+        stop: threading.Event | None = None,
     ) -> Iterator[ChatSession]:
         """Yield the session with the new turn as it grows, ending with its final status."""
         history = session.history()
@@ -84,23 +90,24 @@ class ChatAnswers:
             conversation_id=session.conversation_id or None,
             user=user,
             options=options,
+            stop=stop,
         )
-        # closing(): Gradio closes this generator on cancel, and the pipeline's stream must
-        # close with it, so that the pipeline logs the turn as interrupted. Gradio can close
-        # it only between two updates, so a stalled model delays that until its next token.
+        # closing(): Gradio closes this generator on cancel (a closed tab), and the pipeline's
+        # stream must close with it, so that the pipeline logs the turn as interrupted. Gradio
+        # can close it only between two updates; the stop button's `stop` signal does not wait.
         with closing(stream) as updates:
             for update in updates:
                 session = session.with_last_turn(turn_from_update(update), update.conversation_id)
                 yield session
 
     def retry(
-        self, session: ChatSession, options: AnswerOptions, user: str | None
+        self, session: ChatSession, options: AnswerOptions, user: str | None, stop: threading.Event | None = None
     ) -> Iterator[ChatSession]:
         """Ask the last question again, replacing its answer (after a failure, for example)."""
         if not session.turns:
             return
         question = session.turns[-1].question
-        yield from self.answer(question, session.without_last_turn(), options, user)
+        yield from self.answer(question, session.without_last_turn(), options, user, stop)
 
     @staticmethod
     def stopped(session: ChatSession, language: Language) -> ChatSession:

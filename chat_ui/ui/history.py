@@ -15,8 +15,15 @@ from typing import Any, Literal
 import gradio as gr
 
 from chat_ui.errors import ChatUIError
-from chat_ui.history import ConversationHistory, ConversationNotFound, InvalidTitle, InvisibleTitle
+from chat_ui.history import (
+    ConversationHistory,
+    ConversationNotFound,
+    InvalidTitle,
+    InvisibleTitle,
+    TitleCharacterRejected,
+)
 from chat_ui.language import Language, translate
+from chat_ui.render import escape_document_text
 from chat_ui.ui.exports import ExportFolder
 from chat_ui.ui.labels import Labels, Text
 from chat_ui.ui.session import ChatSession, session_from_log
@@ -131,7 +138,7 @@ class HistoryActions:
             logger.exception("could not read conversation %s of user %r", conversation_id, user)
             return None, translate("history.failed", language)
         logger.info("user %r resumed conversation %s (%d turns)", user, conversation_id, len(turns))
-        return session_from_log(conversation_id, turns), translate("history.opened", language, title=info.title)
+        return session_from_log(conversation_id, turns), translate("history.opened", language, title=_status_title(info.title))
 
     def rename(self, user: str | None, conversation_id: str | None, title: str, language: Language) -> str:
         """Rename the chosen conversation; return a status line."""
@@ -141,6 +148,8 @@ class HistoryActions:
             self.history.rename(user, conversation_id, title)
         except InvisibleTitle:
             return translate("history.invisible_title", language)
+        except TitleCharacterRejected as error:
+            return translate("history.rejected_character", language, code=f"U+{ord(error.character):04X}")
         except InvalidTitle:
             return translate("history.invalid_title", language)
         except ConversationNotFound:
@@ -148,7 +157,7 @@ class HistoryActions:
         except ChatUIError:
             logger.exception("could not rename conversation %s of user %r", conversation_id, user)
             return translate("history.failed", language)
-        return translate("history.renamed", language, title=" ".join(title.split()))
+        return translate("history.renamed", language, title=_status_title(title))
 
     def ask_delete(
         self, user: str | None, conversation_id: str | None, language: Language
@@ -164,8 +173,7 @@ class HistoryActions:
         except ChatUIError:
             logger.exception("could not read conversation %s of user %r", conversation_id, user)
             return False, translate("history.failed", language)
-        title = " ".join(info.title.split()) or "…"
-        return True, translate("history.delete_prompt", language, title=title)
+        return True, translate("history.delete_prompt", language, title=_status_title(info.title))
 
     def delete(self, user: str | None, conversation_id: str | None, language: Language) -> tuple[bool, str]:
         """Delete the chosen conversation; return whether it was deleted, and a status line."""
@@ -199,3 +207,8 @@ class HistoryActions:
             logger.exception("could not export conversation %s of user %r", conversation_id, user)
             return None, translate("history.failed", language)
         return self.exports.write(info.title, suffix, text), translate("history.exported", language)
+
+
+def _status_title(title: str) -> str:
+    """Return a title for the Markdown status line, shown as typed: no link, image or markup."""
+    return escape_document_text(" ".join(title.split()) or "…")

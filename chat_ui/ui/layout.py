@@ -22,6 +22,7 @@ from chat_ui.pages import PageRenderer
 from chat_ui.pipeline import AnswerPipeline
 from chat_ui.render import session_messages
 from chat_ui.settings import ChatSettings
+from chat_ui.stopping import StopRequests
 from chat_ui.ui.chat import ChatAnswers, ChatColumn, build_chat_column
 from chat_ui.ui.exports import ExportFolder
 from chat_ui.ui.feedback import FeedbackRow, build_feedback_row, record_feedback
@@ -150,6 +151,7 @@ def build_page(context: UIContext, i18n: gr.I18n) -> gr.Blocks:
 def _wire_chat(page: Page, context: UIContext) -> tuple[list[Any], Any]:
     """Wire asking, retrying, stopping and starting over, and return the answer events and the stop event."""
     answers = ChatAnswers(context.pipeline)
+    stops = StopRequests()
     chat, sources = page.chat, page.sources
 
     def stream(sessions: Iterator[ChatSession], language: Language) -> Iterator[dict[Any, Any]]:
@@ -179,14 +181,22 @@ def _wire_chat(page: Page, context: UIContext) -> tuple[list[Any], Any]:
             yield {chat.question: gr.skip()}
             return
         options = answer_options(thinking, top_k, temperature, default_temperature, language)
-        yield from stream(answers.answer(question, session, options, user_of(request)), language)
+        signal = stops.start(request.session_hash)
+        try:
+            yield from stream(answers.answer(question, session, options, user_of(request), signal), language)
+        finally:
+            stops.finish(request.session_hash, signal)
 
     def retry(session, language, thinking, top_k, temperature, default_temperature, request: gr.Request):
         if session.streaming or not session.turns:
             yield {chat.question: gr.skip()}
             return
         options = answer_options(thinking, top_k, temperature, default_temperature, language)
-        yield from stream(answers.retry(session, options, user_of(request)), language)
+        signal = stops.start(request.session_hash)
+        try:
+            yield from stream(answers.retry(session, options, user_of(request), signal), language)
+        finally:
+            stops.finish(request.session_hash, signal)
 
     # The queue position and progress show on the chat only, not on every output.
     events = {
@@ -202,7 +212,10 @@ def _wire_chat(page: Page, context: UIContext) -> tuple[list[Any], Any]:
         chat.retry.click(retry, inputs, page.answer_outputs, **events),
     ]
 
-    def stop(session, language):
+    def stop(session, language, request: gr.Request):
+        # The signal ends the pipeline's stream now, even while the model sends nothing;
+        # `cancels` alone would end it only at the next token.
+        stops.stop(request.session_hash)
         return page.show(answers.stopped(session, language), language)
 
     stopped = chat.stop.click(
@@ -213,7 +226,11 @@ def _wire_chat(page: Page, context: UIContext) -> tuple[list[Any], Any]:
         queue=False,
         **QUICK,
     )
-    chat.new.click(page.cleared, [page.language], page.answer_outputs, cancels=answer_events, queue=False, **QUICK)
+    def start_over(language, request: gr.Request):
+        stops.stop(request.session_hash)
+        return page.cleared(language)
+
+    chat.new.click(start_over, [page.language], page.answer_outputs, cancels=answer_events, queue=False, **QUICK)
     return answer_events, stopped
 
 
@@ -287,30 +304,35 @@ def _wire_history(page: Page, context: UIContext, answer_events: list[Any], stop
     history = page.history
     listed = [history.conversations, history.status]
 
-    def list_conversations(selected, language, request: gr.Request):
-        choices, status = actions.choices(user_of(request), selected, language)
-        return {history.conversations: choices, history.status: status}
-
-    # A new conversation appears in the list once its first answer is done or stopped.
-    for event in (*answer_events, stopped):
-        event.then(list_conversations, [history.conversations, page.language], listed, **QUICK)
-    history.refresh.click(list_conversations, [history.conversations, page.language], listed, **QUICK)
-
-    # Delete only reveals Confirm delete and Cancel. Choosing another conversation hides
-    # them again, so a confirmation never applies to a conversation it was not asked for.
+    # Delete only reveals Confirm delete and Cancel, with a prompt in the status line.
+    # Choosing another conversation or listing them again hides both, so a confirmation
+    # never applies to a conversation it was not asked for, and the prompt never outlives it.
     confirmation = [history.confirm_delete, history.cancel_delete]
 
     def confirmation_shown(visible: bool) -> dict[Any, Any]:
         return {button: gr.update(visible=visible) for button in confirmation}
+
+    def list_conversations(selected, language, request: gr.Request):
+        choices, status = actions.choices(user_of(request), selected, language)
+        return {history.conversations: choices, history.status: status, **confirmation_shown(False)}
+
+    # A new conversation appears in the list once its first answer is done or stopped.
+    for event in (*answer_events, stopped):
+        event.then(list_conversations, [history.conversations, page.language], [*listed, *confirmation], **QUICK)
+    history.refresh.click(
+        list_conversations, [history.conversations, page.language], [*listed, *confirmation], **QUICK
+    )
 
     def choose(conversation_id, request: gr.Request):
         try:
             title = context.history.get(user_of(request), conversation_id).title if conversation_id else ""
         except LookupError:
             title = ""
-        return {history.title: title, **confirmation_shown(False)}
+        return {history.title: title, history.status: "", **confirmation_shown(False)}
 
-    history.conversations.input(choose, [history.conversations], [history.title, *confirmation], **QUICK)
+    history.conversations.input(
+        choose, [history.conversations], [history.title, history.status, *confirmation], **QUICK
+    )
 
     def resume(conversation_id, language, request: gr.Request):
         session, status = actions.resume(user_of(request), conversation_id, language)

@@ -324,6 +324,14 @@ def test_history_renames_exports_and_deletes(app, page, fake_tgi):
     page.locator("#history-list label").nth(1).click()
     expect(title).to_have_value("특허권의 존속기간은?", timeout=ANSWER_MS)
     expect(confirm).to_be_hidden()
+    expect(status).not_to_contain_text("삭제할까요")
+
+    # Refreshing the list withdraws it too, prompt and buttons together.
+    page.locator("#history-delete").click()
+    expect(confirm).to_be_visible(timeout=ANSWER_MS)
+    page.locator("#history-refresh").click()
+    expect(confirm).to_be_hidden(timeout=ANSWER_MS)
+    expect(status).not_to_contain_text("삭제할까요")
     app.pipeline.log.flush()
     assert len(app.pipeline.log.conversations(None)) == 2
 
@@ -339,8 +347,9 @@ def test_history_renames_exports_and_deletes(app, page, fake_tgi):
 
 
 def test_stop_interrupts_streaming_answer(app, page, fake_tgi):
-    # The answer's start arrives, then the model stalls. The rest comes after the stall, and
-    # at its first token the pipeline notices that the stream was closed.
+    # The answer's start arrives, then the model stalls, and the rest comes after the stall.
+    # The stop button ends the answer during the stall (test_stopping.py checks the timing
+    # at the pipeline), so the rest never shows.
     rest = json.dumps(fake_tgi.chunk("그 뒤 나머지 답변"), ensure_ascii=False)
     fake_tgi.queue(deltas=["특허출원은 출원일부터"], stall_s=8, keepalive_s=1, raw_events=[f"data: {rest}\n\n"])
 

@@ -128,6 +128,7 @@ def test_closed_stream_is_logged_as_interrupted(pipeline, settings):
     ("question", "fragment"),
     [
         ("   ", "질문을 입력해 주세요"),  # blank: nothing to ask
+        ("\u200b\u200b\ufeff", "질문을 입력해 주세요"),  # only zero-width characters: blank to the user
         ("가" * 5000, "5000자"),  # longer than the limit: the notice names the length
         ("x" * 5000, "5000 characters"),  # same in English
     ],

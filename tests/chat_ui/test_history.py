@@ -203,6 +203,8 @@ INVALID_TITLES = [
     ("\u200b\ufeff", "U\\+200B U\\+FEFF"),  # zero-width space and byte order mark
     (" \u2060\u200d ", "no visible character"),  # word joiner and zero-width joiner in spaces
     ("\u00ad", "no visible character"),  # a lone soft hyphen
+    ("\u3164", "U\\+3164"),  # the Hangul filler, a letter that shows as blank space
+    ("\u2800 \uffa0", "no visible character"),  # blank braille and the half-width Hangul filler
 ]
 
 
@@ -263,6 +265,44 @@ def test_panel_asks_before_delete(history: ConversationHistory) -> None:
 
 
 @pytest.mark.parametrize(
+    ("title", "language", "expected"),
+    [
+        ("a\x00b", "en", "the character U+0000"),  # NUL
+        ("제목\u202e목제", "ko", "문자 U+202E"),  # right-to-left override
+    ],
+)
+def test_panel_names_rejected_character(history: ConversationHistory, title: str, language: str, expected: str) -> None:
+    # The panel once said "one non-empty line of at most 255 characters" for these.
+    actions = HistoryActions(history, ExportFolder())
+    conversation_id = history.log.start_conversation(user=OWNER, title="원래 제목")
+
+    status = actions.rename(OWNER, conversation_id, title, language)
+
+    assert expected in status
+    assert history.get(OWNER, conversation_id).title == "원래 제목"
+
+
+MARKUP_TITLE = "**bold** [x](javascript:alert(1)) <img src=x onerror=alert(1)> ![i](http://127.0.0.2/x.png)"
+
+
+def test_panel_status_shows_markup_title_as_typed(history: ConversationHistory) -> None:
+    # The status line is Markdown; a tester's title rendered as bold text and loaded an image.
+    actions = HistoryActions(history, ExportFolder())
+    conversation_id = history.log.start_conversation(user=OWNER, title="원래 제목")
+
+    renamed = actions.rename(OWNER, conversation_id, MARKUP_TITLE, "en")
+    _, prompt = actions.ask_delete(OWNER, conversation_id, "en")
+
+    for status in (renamed, prompt):
+        html = MarkdownIt("commonmark").render(status)
+        assert "<img" not in html
+        assert "<a " not in html
+        assert "<strong>" not in html
+        assert "**bold**" in html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@pytest.mark.parametrize(
     ("conversation", "expected"),
     [
         (None, "Choose a conversation"),  # nothing chosen
@@ -292,6 +332,7 @@ AUTOMATIC_TITLES = [
     ("a\x1b[31mred\x7f", "a[31mred"),  # escape and delete removed
     ("  앞뒤   공백  ", "앞뒤 공백"),  # outer spaces go, inner runs collapse
     ("\u200b\x00", ""),  # nothing visible: the empty title
+    ("\u3164\u3164 특허", "특허"),  # blank-looking Hangul fillers removed
     (unicodedata.normalize("NFD", "특허 청구범위"), "특허 청구범위"),  # decomposed Hangul joined (NFC)
     ("가" * 100, "가" * 80),  # cut to 80 characters
 ]

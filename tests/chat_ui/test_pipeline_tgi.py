@@ -97,6 +97,22 @@ def test_error_event_keeps_partial_answer_and_logs_it(settings, fake_tgi):
     assert "CUDA out of memory" in turn.error_message
 
 
+def test_stalled_stream_ends_with_plain_timeout_notice(settings, fake_tgi):
+    # A tester saw "(ModelServerTimeout)" in the notice; the user reads what happened instead.
+    fake_tgi.queue(deltas=["부분 답변"], stall_s=3)
+    pipeline = _pipeline(settings, fake_tgi, stall_timeout_s=0.5)
+
+    final = list(pipeline.stream(QUESTION))[-1]
+
+    assert final.status == "error"
+    assert final.answer == "부분 답변"
+    assert "모델 서버가 응답하지 않아 답변이 여기서 멈췄습니다" in final.notice
+    assert "ModelServerTimeout" not in final.notice
+    turn = _logged_turn(settings, final)
+    assert turn.status == "error"
+    assert turn.error_type == "ModelServerTimeout"
+
+
 def test_busy_server_is_retried_with_visible_status(settings, fake_tgi):
     fake_tgi.queue(status=503, body={"error": "Model is overloaded", "error_type": "overloaded"})
     fake_tgi.queue(deltas=["답변 [1]"])
