@@ -92,7 +92,7 @@ class Accounts:
     ) -> None:
         self._stored = dict(stored)
         self.admins = admins
-        self._dummy_hash: str | None = None
+        self._timing_secret: str | None = None
         self.limiter = limiter if limiter is not None else SignInLimiter()
 
     def __bool__(self) -> bool:
@@ -129,15 +129,25 @@ class Accounts:
         return accepted
 
     def _check_password(self, user: str, password: str) -> bool:
-        # Unknown users take as long as known ones.
         stored = self._stored.get(user)
         if stored is None:
-            # Hash anyway, so the response time does not tell which user names exist.
-            if self._dummy_hash is None:
-                self._dummy_hash = hash_password(secrets.token_urlsafe(16))
-            verify_password(password, self._dummy_hash)
+            # Check against a real account's stored secret and reject anyway, so an unknown
+            # name costs what a known one does, whatever hash or plain text that account uses.
+            # NOTE: with accounts of mixed kinds (bcrypt, PBKDF2, plain text) the time still
+            # tells a known name of another kind from an unknown one.
+            verify_password(password, self._timing_reference())
             return False
         return verify_password(password, stored)
+
+    def _timing_reference(self) -> str:
+        if self._timing_secret is None:
+            # The most common kind of stored secret; a PBKDF2 hash when there are no accounts.
+            kinds: dict[bool, list[str]] = {True: [], False: []}
+            for secret in self._stored.values():
+                kinds[is_hashed(secret)].append(secret)
+            common = max(kinds.values(), key=len)
+            self._timing_secret = common[0] if common else hash_password(secrets.token_urlsafe(16))
+        return self._timing_secret
 
     def verify_admin(self, user: str, password: str) -> bool:
         return self.verify(user, password) and self.is_admin(user)

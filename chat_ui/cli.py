@@ -155,16 +155,8 @@ def serve(
             "and VERACLAIM_MODEL_ID, or run `veraclaim-chat embedded` to start the local model too"
         )
 
-    api_key = serving.model_api_key.get_secret_value() if serving.model_api_key else None
-    endpoint = ModelEndpoint(
-        base_url,
-        model,
-        api_key=api_key,
-        timeout_s=serving.model_timeout_s,
-        stall_timeout_s=serving.model_stall_timeout_s,
-        retry=serving.retry_policy(),
-        token_limits=serving.token_limits(),
-        tokenizer_path=serving.model_tokenizer,
+    endpoint = ModelEndpoint.from_settings(
+        serving, base_url, model, token_limits=serving.token_limits(), tokenizer_path=serving.model_tokenizer
     )
     with _setup_errors():
         pipeline = build_pipeline(settings, endpoint)
@@ -184,10 +176,12 @@ def embedded(
     from chat_ui.settings import ChatSettings
     from serving.local_model import prepare_local_model
     from serving.local_server import LocalServer
+    from serving.settings import ServingSettings
 
     with _setup_errors():
         access = _access(share, force_share)
         settings = match_local_engine(ChatSettings())
+        serving = ServingSettings()
         ensure_index(samples, settings.index_dir, force=rebuild)
         model_dir = prepare_local_model()
 
@@ -196,7 +190,10 @@ def embedded(
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with LocalServer(model_dir) as server:
         server.wait_ready()
-        endpoint = ModelEndpoint(
+        # NOTE: a local model server that dies is not restarted: questions then fail, after
+        # the retries, until `embedded` is started again.
+        endpoint = ModelEndpoint.from_settings(
+            serving,
             server.base_url,
             server.model_id,
             token_limits=local_token_limits(model_dir),

@@ -22,6 +22,9 @@ from chat_ui.ops_settings import LogFormat
 
 logger = logging.getLogger(__name__)
 
+# Loggers shown from WARNING up unless --verbose.
+NOISY_LIBRARY_LOGGERS = ("faiss.loader", "bm25s")
+
 # `extra=` fields that carry text the user typed.
 QUESTION_FIELDS = ("question", "search_query")
 
@@ -106,6 +109,11 @@ def configure_logging(
         old.close()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+    # Libraries whose INFO lines read as failures to an operator: faiss reports the CPU
+    # variants it could not load before it loads the generic one, and bm25s its settings.
+    for noisy in NOISY_LIBRARY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
     return handler
 
 

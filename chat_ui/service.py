@@ -17,6 +17,7 @@ from serving.budget import TokenLimits, read_token_limits, token_counter_for
 from serving.client import ChatClient
 from serving.errors import ModelServerError, TokenLimitsUnknown
 from serving.retry import NO_RETRY, RetryPolicy
+from serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,32 @@ class ModelEndpoint:
     retry: RetryPolicy = NO_RETRY  # retries before the first token
     token_limits: TokenLimits | None = None  # for servers without TGI's /info
     tokenizer_path: Path | None = None  # counts prompt tokens where the server cannot
+
+    @classmethod
+    def from_settings(
+        cls,
+        serving: ServingSettings,
+        base_url: str,
+        model_id: str,
+        *,
+        token_limits: TokenLimits | None = None,
+        tokenizer_path: Path | None = None,
+    ) -> ModelEndpoint:
+        """Return the endpoint at `base_url` with the timeouts, retries and key of `serving`.
+
+        `veraclaim-chat serve` and `embedded` both use it, so the local model gets the same
+        retries and stall timeout as a remote server.
+        """
+        return cls(
+            base_url,
+            model_id,
+            api_key=serving.model_api_key.get_secret_value() if serving.model_api_key else None,
+            timeout_s=serving.model_timeout_s,
+            stall_timeout_s=serving.model_stall_timeout_s,
+            retry=serving.retry_policy(),
+            token_limits=token_limits,
+            tokenizer_path=tokenizer_path,
+        )
 
 
 def build_pipeline(settings: ChatSettings, endpoint: ModelEndpoint) -> AnswerPipeline:

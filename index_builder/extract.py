@@ -119,6 +119,8 @@ def _extract(path: Path, *, find_images: bool) -> tuple[list[PageText], set[int]
     #    pdfium's generic format error.
     with path.open("rb") as file:
         head = file.read(_HEADER_WINDOW + len(_PDF_HEADER) - 1)
+    if not head:
+        raise CorruptPdfError(path, "not a PDF file: the file is empty (0 bytes); copy it again from its source")
     if _PDF_HEADER not in head:
         raise CorruptPdfError(path, "not a PDF file (no %PDF- header)")
 

@@ -23,6 +23,7 @@ from chat_ui.auth import (
     Accounts,
     AuthConfigError,
     hash_password,
+    is_hashed,
     load_accounts,
     verify_password,
 )
@@ -548,3 +549,23 @@ def test_signed_in_app_rejects_anonymous_requests(signed_in_server, fake_tgi):
     with httpx.Client(base_url=signed_in_server, trust_env=False, timeout=30) as client:
         assert client.get("/metrics").status_code == 200
         assert client.get("/admin/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"carol": "plain-password", "dave": "other-plain"},
+        {"carol": hash_password("pw", iterations=FAST), "dave": "plain"},
+        {"carol": hash_password("pw", iterations=FAST), "dave": hash_password("pw2", iterations=FAST)},
+    ],
+)
+def test_unknown_name_is_checked_against_the_common_kind_of_secret(stored):
+    # An unknown name must cost what a known one does: a tester saw plain-text accounts
+    # answer at once while unknown names paid for a PBKDF2 hash.
+    accounts = Accounts(stored)
+
+    assert not accounts.verify("mallory", "plain-password")
+    reference = accounts._timing_reference()
+    assert reference in stored.values()
+    plain = sum(not is_hashed(secret) for secret in stored.values())
+    assert is_hashed(reference) == (len(stored) - plain >= plain)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from chat_ui.logsetup import QuestionMaskFilter, TurnLogger, configure_logging
+from chat_ui.logsetup import NOISY_LIBRARY_LOGGERS, QuestionMaskFilter, TurnLogger, configure_logging
 
 QUESTION = "특허출원은 언제 공개되나요?"
 LONG_QUESTION = "청구항 1의 구성요소 중 제2 부재의 결합 방식이 선행문헌과 어떻게 다른가요?"
@@ -29,6 +29,8 @@ def restore_root_logger():
         if handler not in handlers:
             root.removeHandler(handler)
     root.setLevel(level)
+    for name in NOISY_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def _record(message: str, *args, **extra) -> logging.LogRecord:
@@ -88,6 +90,23 @@ def test_text_lines_and_reconfiguration(restore_root_logger):
     assert first.getvalue() == ""
     assert " DEBUG chat_ui.test: debug line" in second.getvalue()
     assert len([h for h in logging.getLogger().handlers if h.get_name() == "veraclaim"]) == 1
+
+
+def test_library_info_lines_are_hidden_unless_verbose(restore_root_logger):
+    # A tester read faiss's "Could not load library with AVX2 support" INFO lines as failures.
+    quiet, verbose = io.StringIO(), io.StringIO()
+    configure_logging(stream=quiet)
+    logging.getLogger("faiss.loader").info("Could not load library with AVX2 support")
+    logging.getLogger("bm25s").info("settings")
+    logging.getLogger("faiss.loader").warning("real problem")
+
+    configure_logging(verbose=True, stream=verbose)
+    logging.getLogger("faiss.loader").info("Could not load library with AVX2 support")
+
+    assert "AVX2" not in quiet.getvalue()
+    assert "settings" not in quiet.getvalue()
+    assert "real problem" in quiet.getvalue()
+    assert "AVX2" in verbose.getvalue()
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ UNREADABLE = [
         # A zero-byte file, as a failed copy leaves it.
         lambda pdfs, path: path.write_bytes(b""),
         CorruptPdfError,
-        "not a PDF file",
+        "the file is empty",
         id="empty-file",
     ),
     pytest.param(
