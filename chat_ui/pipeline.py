@@ -10,6 +10,10 @@ The steps of one question:
 5. The model streams its answer, whose citation marks are kept to the numbers it was
    given (citations.py).
 
+Before step 1, conversations.py picks the conversation that the turn is logged in. The
+notices the user reads come from notices.py, and one question's measurements from
+question_run.py.
+
 Every question that passes input validation is handed to the log and to the observers
 exactly once, whatever happens to the stream: a model failure keeps the partial answer, and
 a stopped or closed stream (the user pressed stop or left) is logged as "interrupted". The log writes
@@ -21,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -29,12 +32,13 @@ from langchain_core.documents import Document
 
 from chat_ui.answer import AnswerOptions, AnswerUpdate, Citation, Status, citations_of, turn_record
 from chat_ui.citations import visible_text
-from chat_ui.errors import ChatUIError, ConversationNotFoundError
-from chat_ui.history import automatic_title, has_visible_text
+from chat_ui.conversations import ConversationResolver
+from chat_ui.errors import ChatUIError
 from chat_ui.language import Language, detect_language, translate
 from chat_ui.log import ConversationLog
-from chat_ui.pending import PendingConversations
+from chat_ui.notices import check_question, failure_notice, outcome, status_notice
 from chat_ui.prompt import Exchange, build_messages
+from chat_ui.question_run import QuestionRun, elapsed_ms, final_answer, measured, sampling_of
 from chat_ui.relevance import relevance
 from chat_ui.rerank import Reranker, load_reranker
 from chat_ui.retrieve import IndexRetriever, drop_repeated, widen
@@ -43,8 +47,7 @@ from chat_ui.settings import ChatSettings
 from chat_ui.stopping import StopRequested, StoppableEvents
 from serving.budget import TokenCounter, TokenLimits, fit_prompt
 from serving.client import ChatClient
-from serving.errors import ModelServerError, ModelServerTimeout, ModelServerUnavailable, PromptTooLong
-from serving.stream import StreamEvent, StreamResult
+from serving.errors import ModelServerError, PromptTooLong
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +56,6 @@ __all__ = ["AnswerOptions", "AnswerPipeline", "AnswerUpdate", "Citation", "Promp
 # Candidates that the relevance floor looks at, however small the question's top_k.
 MIN_FLOOR_CANDIDATES = 10
 
-# Catalog keys of the notice shown while the client waits to retry, by server condition.
-# Other conditions get "answer.server_busy".
-_STATUS_NOTICES = {"starting": "answer.server_starting", "unreachable": "answer.server_reconnecting"}
-
-# Long enough for a pasted claim set; longer input is almost always a pasted document,
-# which belongs in the index rather than in the prompt.
-MAX_QUESTION_CHARS = 4000
-
 
 @dataclass(frozen=True)
 class PromptBudget:
@@ -68,33 +63,6 @@ class PromptBudget:
 
     limits: TokenLimits
     counter: TokenCounter
-
-
-@dataclass
-class _Run:
-    """Measurements and intermediate results of one question, for the final update and the log."""
-
-    received: float
-    retrieval_ms: float | None = None
-    first_token: float | None = None
-    raw_answer: str = ""  # the model's answer before citation filtering
-    invalid_citations: int = 0
-    error: Exception | None = None
-    result: StreamResult | None = None
-    thinking: bool | None = None
-    temperature: float | None = None
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        return False
-    return True
-
-
-def _elapsed_ms(start: float, end: float | None = None) -> float:
-    return ((time.monotonic() if end is None else end) - start) * 1000.0
 
 
 class AnswerPipeline:
@@ -135,7 +103,7 @@ class AnswerPipeline:
             reranker = load_reranker(settings.reranker_model)
         self.reranker = reranker
         self._observers: list[Callable[[AnswerUpdate], None]] = []
-        self._pending = PendingConversations()
+        self._conversations = ConversationResolver(log)
 
     def add_observer(self, observer: Callable[[AnswerUpdate], None]) -> None:
         """Call `observer` with the final update of every question that passes input validation.
@@ -164,7 +132,7 @@ class AnswerPipeline:
         `stop` ends the answer as "interrupted" within stopping.POLL_S seconds, even while the model
         sends nothing; closing the generator ends it at the next token.
         """
-        run = _Run(received=time.monotonic())
+        run = QuestionRun(received=time.monotonic())
         options = options or AnswerOptions()
         run.thinking = self.settings.thinking if options.thinking is None else options.thinking
         run.temperature = self.settings.temperature if options.temperature is None else options.temperature
@@ -175,20 +143,12 @@ class AnswerPipeline:
         update = AnswerUpdate(conversation_id=conversation_id or "", question=question, language=language)
 
         # 1. Reject input the model should never see; nothing is logged for it.
-        notice = self._check_question(question, shown_language)
+        notice = check_question(question, shown_language)
         if notice is not None:
             yield replace(update, status="error", notice=notice)
             return
 
-        if conversation_id and not _is_uuid(conversation_id):
-            logger.warning("conversation id %r is not a UUID, so a new conversation starts", conversation_id[:80])
-            conversation_id, history = None, []
-        if conversation_id and not self._owned_by(conversation_id, user):
-            conversation_id, history = None, []
-        if history is None:
-            history = self._logged_history(conversation_id) if conversation_id else []
-        if not conversation_id:
-            conversation_id = self._start_conversation(user, question)
+        conversation_id, history = self._conversations.resolve(conversation_id, history, user, question)
         update = replace(update, conversation_id=conversation_id)
         history = list(history)[-self.settings.history_turns :] if self.settings.history_turns else []
 
@@ -204,7 +164,7 @@ class AnswerPipeline:
             update = replace(update, search_query=search_query.text)
             retrieval_started = time.monotonic()
             documents = self._retrieve(search_query.text, top_k)
-            run.retrieval_ms = _elapsed_ms(retrieval_started)
+            run.retrieval_ms = elapsed_ms(retrieval_started)
         except Exception as exc:
             # A broken index is a bug or an outage for the edge to report, but the turn and
             # the observers still learn about it.
@@ -240,7 +200,7 @@ class AnswerPipeline:
         try:
             for event in events:
                 if event.kind == "status":
-                    update = replace(update, notice=self._status_notice(event, shown_language))
+                    update = replace(update, notice=status_notice(event, shown_language))
                     yield update
                     continue
                 if run.first_token is None:
@@ -253,13 +213,13 @@ class AnswerPipeline:
                     update = replace(update, answer=shown, notice=None)
                 yield update
             run.result = events.result
-            update = self._final_answer(update, run, valid_numbers)
-            status, notice = self._outcome(update, run.result, shown_language)
+            update = final_answer(update, run, valid_numbers)
+            status, notice = outcome(update, run.result, shown_language)
         except StopRequested:
             logger.info("the user stopped the answer in conversation %s", conversation_id)
         except ModelServerError as exc:
             status, run.error = "error", exc
-            notice = self._failure_notice(exc, shown_language)
+            notice = failure_notice(exc, shown_language)
             logger.warning("model call failed for conversation %s: %s", conversation_id, exc)
         except Exception as exc:
             status, run.error = "error", exc
@@ -268,7 +228,7 @@ class AnswerPipeline:
             events.close()
             if run.result is None:
                 # The stream ended early: show and log what arrived, filtered as at the end.
-                update = self._final_answer(update, run, valid_numbers)
+                update = final_answer(update, run, valid_numbers)
             final = self._finish(update, run, status, notice)
 
         yield final
@@ -298,39 +258,16 @@ class AnswerPipeline:
             candidates = self.reranker.rerank(query, candidates)
         return drop_repeated(candidates)[:top_k]
 
-    @staticmethod
-    def _final_answer(update: AnswerUpdate, run: _Run, valid_numbers: Sequence[int]) -> AnswerUpdate:
-        filtered = visible_text(run.raw_answer, valid_numbers, final=True)
-        run.invalid_citations = filtered.invalid
-        if filtered.invalid:
-            logger.info("removed %d citation numbers outside 1-%d from the answer", filtered.invalid, len(valid_numbers))
-        return replace(update, answer=filtered.text)
-
-    def _finish(self, update: AnswerUpdate, run: _Run, status: Status, notice: str | None) -> AnswerUpdate:
+    def _finish(self, update: AnswerUpdate, run: QuestionRun, status: Status, notice: str | None) -> AnswerUpdate:
         """Log the turn, fill in the final update's measurements and hand it to the observers."""
-        now = time.monotonic()
-        result = run.result
-        final = replace(
-            update,
-            status=status,
-            notice=notice,
-            retrieval_ms=run.retrieval_ms,
-            first_token_ms=None if run.first_token is None else _elapsed_ms(run.received, run.first_token),
-            latency_ms=_elapsed_ms(run.received, now),
-            input_tokens=None if result is None else result.prompt_tokens,
-            output_tokens=None if result is None else result.completion_tokens,
-            error_type=None if run.error is None else type(run.error).__name__,
-        )
-        sampling = {"max_tokens": self.settings.max_tokens, "thinking": run.thinking}
-        if result is not None:
-            sampling = {"max_tokens": result.max_tokens, "thinking": result.thinking, **result.sampling}
+        final = measured(update, run, status, notice)
         record = turn_record(
             final,
             model_id=self.model_id,
             model_base_url=self.model_base_url,
             index_version=self._index_version(),
             error=run.error,
-            sampling=sampling,
+            sampling=sampling_of(run, self.settings.max_tokens),
             invalid_citations=run.invalid_citations,
         )
         try:
@@ -369,103 +306,6 @@ class AnswerPipeline:
             thinking=thinking,
         )
         return fitted.messages, documents[: fitted.kept_chunks]
-
-    @staticmethod
-    def _outcome(update: AnswerUpdate, result: StreamResult, language: Language) -> tuple[Status, str | None]:
-        if update.answer.strip():
-            return "ok", None
-        if result.ended_in_reasoning:
-            # The token limit ended the think block: its text is reasoning, never an answer.
-            return "error", translate("answer.reasoning_cut", language)
-        return "error", translate("answer.empty_answer", language)
-
-    @staticmethod
-    def _status_notice(event: StreamEvent, language: Language) -> str:
-        retry = event.status
-        # "unreachable" means no response at all, such as a refused connection.
-        key = _STATUS_NOTICES.get(retry.condition, "answer.server_busy")
-        return translate(key, language, seconds=max(1, round(retry.retry_in_s)))
-
-    def _owned_by(self, conversation_id: str, user: str | None) -> bool:
-        """Return whether `user` may continue `conversation_id`.
-
-        Another user's turns must never reach this user's prompt or their conversation. An id
-        that the database does not know passes only when this pipeline started it for
-        `user`, because a conversation just started may still sit in the log's write queue.
-        Any other unknown id would otherwise be stored as a new conversation without a user.
-        """
-        try:
-            owner = self.log.get_conversation(conversation_id).user
-        except ConversationNotFoundError:
-            if self._pending.started_for(conversation_id, user):
-                return True
-            logger.warning(
-                "conversation %s is not in the log and was not started by this process, "
-                "so a new conversation starts",
-                conversation_id,
-            )
-            return False
-        except ChatUIError:
-            # NOTE: while the database is down the owner cannot be read, so the id is kept and
-            # its history comes only from the caller. The turn is then stored under that id,
-            # without a user if the id is unknown.
-            return True
-
-        self._pending.discard(conversation_id)
-        if owner == user:
-            return True
-        logger.warning(
-            "conversation %s belongs to another user, so a new conversation starts", conversation_id
-        )
-        return False
-
-    def _logged_history(self, conversation_id: str) -> list[Exchange]:
-        try:
-            turns = self.log.turns(conversation_id)
-        except ChatUIError as exc:
-            # An unknown id, or a log database that cannot be read: answer without history.
-            logger.warning("no history for conversation %s: %s", conversation_id, exc)
-            return []
-        return [
-            Exchange(question=t.question, answer=t.answer, search_query=t.search_query)
-            for t in turns
-            if t.status == "ok"
-        ]
-
-    def _check_question(self, question: str, language: Language) -> str | None:
-        # Zero-width spaces alone look empty to the user, and give the model nothing to answer.
-        if not has_visible_text(question):
-            return translate("answer.empty_question", language)
-        try:
-            question.encode("utf-8")
-        except UnicodeEncodeError:
-            # Lone surrogates (from a broken client) cannot be embedded, logged or sent.
-            return translate("answer.invalid_characters", language)
-        if len(question) > MAX_QUESTION_CHARS:
-            return translate(
-                "answer.question_too_long", language, length=len(question), limit=MAX_QUESTION_CHARS
-            )
-        return None
-
-    @staticmethod
-    def _failure_notice(exc: ModelServerError, language: Language) -> str:
-        if isinstance(exc, ModelServerUnavailable):
-            return translate("answer.model_unavailable", language)
-        if isinstance(exc, ModelServerTimeout):
-            return translate("answer.model_timeout", language)
-        return translate("answer.model_failed", language, error_type=type(exc).__name__)
-
-    def _start_conversation(self, user: str | None, question: str) -> str:
-        try:
-            conversation_id = self.log.start_conversation(user=user, title=automatic_title(question))
-        except ChatUIError:
-            # The log journals writes while its database is down, so this fails only on an
-            # invalid value. The chat still answers, under an id the log never stored.
-            conversation_id = str(uuid.uuid4())
-            logger.exception("could not start conversation %s in the log", conversation_id)
-            return conversation_id
-        self._pending.add(conversation_id, user)
-        return conversation_id
 
     def _index_version(self) -> str | None:
         reader = self.retriever.reader

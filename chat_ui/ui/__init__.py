@@ -7,5 +7,7 @@
 - `settings`: per-request answer settings (thinking, number of sources, temperature).
 - `feedback`: thumbs up or down, with a comment, on one answer.
 - `history`: the signed-in user's past conversations, and their export.
-- `layout`: builds the page from these parts and wires the events between them.
+- `page`: the built page's components and the context its handlers share.
+- `history_wiring`: the history panel's events.
+- `layout`: builds the page from these parts and wires the other events between them.
 """

@@ -4,33 +4,32 @@ The sidebar contains the language switch, the history panel and the settings pan
 the title, the chat column (with the feedback row) sits beside the sources panel.
 
 Handlers return dicts keyed by component, so that one event can update any part and leave
-the others as they are. One ChatSession in gr.State contains what the tab shows.
+the others as they are. One ChatSession in gr.State contains what the tab shows. The
+components and services that handlers share are in page.py, and the history panel's events
+are wired in history_wiring.py.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
 
-from chat_ui.history import ConversationHistory
 from chat_ui.language import Language, translate
-from chat_ui.pages import PageRenderer
-from chat_ui.pipeline import AnswerPipeline
 from chat_ui.render import session_messages
-from chat_ui.settings import ChatSettings
 from chat_ui.stopping import StopRequests
-from chat_ui.ui.chat import ChatAnswers, ChatColumn, build_chat_column
-from chat_ui.ui.exports import ExportFolder
-from chat_ui.ui.feedback import FeedbackRow, build_feedback_row, record_feedback
-from chat_ui.ui.history import HistoryActions, HistoryPanel, build_history_panel
+from chat_ui.ui.chat import ChatAnswers, build_chat_column
+from chat_ui.ui.feedback import build_feedback_row, record_feedback
+from chat_ui.ui.history import HistoryActions, build_history_panel
+from chat_ui.ui.history_wiring import wire_history
 from chat_ui.ui.labels import Labels, Text, chosen_language, language_choices
+from chat_ui.ui.page import QUICK, Page, UIContext, user_of
 from chat_ui.ui.session import ChatSession
-from chat_ui.ui.settings import SettingsPanel, answer_options, build_settings_panel
-from chat_ui.ui.sources import SourcesPanel, SourcesView, build_sources_panel
+from chat_ui.ui.settings import answer_options, build_settings_panel
+from chat_ui.ui.sources import SourcesView, build_sources_panel
 
 logger = logging.getLogger(__name__)
 
@@ -38,80 +37,6 @@ logger = logging.getLogger(__name__)
 # and files older than an hour deleted, because both contain document and conversation text.
 DELETE_CACHE = (600, 3600)
 LANGUAGE_STORAGE_KEY = "veraclaim-language"
-# Events that only read or write small state: no queue position or progress to show.
-QUICK = {"api_visibility": "private", "show_progress": "hidden"}
-
-
-@dataclass(frozen=True)
-class UIContext:
-    """The services the page's handlers use."""
-
-    pipeline: AnswerPipeline
-    history: ConversationHistory
-    settings: ChatSettings
-    renderer: PageRenderer
-    exports: ExportFolder
-
-
-@dataclass(frozen=True)
-class Page:
-    """The page's components, and the views drawn from a session."""
-
-    labels: Labels
-    session: gr.State
-    language: gr.State  # the page's language, which every handler writes in
-    language_switch: gr.Radio
-    language_store: gr.BrowserState
-    chat: ChatColumn
-    feedback: FeedbackRow
-    sources: SourcesPanel
-    history: HistoryPanel
-    settings: SettingsPanel
-    view: SourcesView
-
-    @property
-    def answer_outputs(self) -> list[Any]:
-        """The outputs an answer changes: the chat, the question box and the sources panel."""
-        return [
-            self.chat.chatbot,
-            self.session,
-            self.chat.question,
-            self.sources.summary,
-            self.sources.picker,
-            *self.sources.viewer,
-            self.feedback.status,
-        ]
-
-    @property
-    def viewer_cleared(self) -> dict[Any, Any]:
-        return {self.sources.note: "", self.sources.image: None, self.sources.text: None}
-
-    def sources_view(self, session: ChatSession, language: Language) -> dict[Any, Any]:
-        """Return the sources list and the picker of the session's selected answer."""
-        choices = self.view.picker_choices(session, language)
-        return {
-            self.sources.summary: self.view.summary_markdown(session, language),
-            self.sources.picker: gr.update(choices=choices, value=session.opened),
-        }
-
-    def show(self, session: ChatSession, language: Language) -> dict[Any, Any]:
-        """Return everything drawn from the session: the chat, the sources list and the picker."""
-        messages, _ = session_messages(session, language)
-        return {self.chat.chatbot: messages, self.session: session, **self.sources_view(session, language)}
-
-    def cleared(self, language: Language) -> dict[Any, Any]:
-        """Return an empty chat, so that the next question starts a new conversation."""
-        return {
-            **self.show(ChatSession(), language),
-            **self.viewer_cleared,
-            self.chat.question: "",
-            self.feedback.status: "",
-        }
-
-
-def user_of(request: gr.Request | None) -> str | None:
-    """Return the signed-in user's name, or None in an app without sign-in."""
-    return getattr(request, "username", None) if request is not None else None
 
 
 def build_page(context: UIContext, i18n: gr.I18n) -> gr.Blocks:
@@ -143,7 +68,7 @@ def build_page(context: UIContext, i18n: gr.I18n) -> gr.Blocks:
         answer_events, stopped = _wire_chat(page, context)
         _wire_sources(page)
         _wire_feedback(page, context)
-        _wire_history(page, context, answer_events, stopped)
+        wire_history(page, context, answer_events, stopped)
         _wire_language(page, context, demo)
     return demo
 
@@ -296,104 +221,6 @@ def _wire_feedback(page: Page, context: UIContext) -> None:
         return {feedback.status: status, feedback.comment: comment}
 
     page.chat.chatbot.like(like, inputs, outputs, **QUICK)
-
-
-def _wire_history(page: Page, context: UIContext, answer_events: list[Any], stopped: Any) -> None:
-    """Wire listing, resuming, renaming, deleting and exporting conversations."""
-    actions = HistoryActions(context.history, context.exports)
-    history = page.history
-    listed = [history.conversations, history.status]
-
-    # Delete only reveals Confirm delete and Cancel, with a prompt in the status line.
-    # Choosing another conversation or listing them again hides both, so a confirmation
-    # never applies to a conversation it was not asked for, and the prompt never outlives it.
-    confirmation = [history.confirm_delete, history.cancel_delete]
-
-    def confirmation_shown(visible: bool) -> dict[Any, Any]:
-        return {button: gr.update(visible=visible) for button in confirmation}
-
-    def list_conversations(selected, language, request: gr.Request):
-        choices, status = actions.choices(user_of(request), selected, language)
-        return {history.conversations: choices, history.status: status, **confirmation_shown(False)}
-
-    # A new conversation appears in the list once its first answer is done or stopped.
-    for event in (*answer_events, stopped):
-        event.then(list_conversations, [history.conversations, page.language], [*listed, *confirmation], **QUICK)
-    history.refresh.click(
-        list_conversations, [history.conversations, page.language], [*listed, *confirmation], **QUICK
-    )
-
-    def choose(conversation_id, request: gr.Request):
-        try:
-            title = context.history.get(user_of(request), conversation_id).title if conversation_id else ""
-        except LookupError:
-            title = ""
-        return {history.title: title, history.status: "", **confirmation_shown(False)}
-
-    history.conversations.input(
-        choose, [history.conversations], [history.title, history.status, *confirmation], **QUICK
-    )
-
-    def resume(conversation_id, language, request: gr.Request):
-        session, status = actions.resume(user_of(request), conversation_id, language)
-        if session is None:
-            return {history.status: status}
-        return {**page.cleared(language), **page.show(session, language), history.status: status}
-
-    history.open.click(
-        resume,
-        [history.conversations, page.language],
-        [*page.answer_outputs, history.status],
-        cancels=answer_events,
-        **QUICK,
-    )
-
-    def rename(conversation_id, title, language, request: gr.Request):
-        status = actions.rename(user_of(request), conversation_id, title, language)
-        choices, _ = actions.choices(user_of(request), conversation_id, language)
-        return {history.conversations: choices, history.status: status}
-
-    history.rename.click(rename, [history.conversations, history.title, page.language], listed, **QUICK)
-
-    def ask_delete(conversation_id, language, request: gr.Request):
-        ask, status = actions.ask_delete(user_of(request), conversation_id, language)
-        return {history.status: status, **confirmation_shown(ask)}
-
-    history.delete.click(
-        ask_delete, [history.conversations, page.language], [history.status, *confirmation], **QUICK
-    )
-
-    def cancel_delete(language):
-        return {history.status: translate("history.delete_cancelled", language), **confirmation_shown(False)}
-
-    history.cancel_delete.click(cancel_delete, [page.language], [history.status, *confirmation], **QUICK)
-
-    def delete(conversation_id, session, language, request: gr.Request):
-        deleted, status = actions.delete(user_of(request), conversation_id, language)
-        choices, _ = actions.choices(user_of(request), None, language)
-        update = {history.conversations: choices, history.status: status, history.title: ""}
-        update.update(confirmation_shown(False))
-        if deleted and session.conversation_id == conversation_id:
-            update.update(page.cleared(language))
-        return update
-
-    history.confirm_delete.click(
-        delete,
-        [history.conversations, page.session, page.language],
-        [*page.answer_outputs, *listed, history.title, *confirmation],
-        **QUICK,
-    )
-
-    def export(kind):
-        def handler(conversation_id, language, request: gr.Request):
-            path, status = actions.export(user_of(request), conversation_id, kind, language)
-            file = gr.update(value=str(path), visible=True) if path else gr.update(value=None, visible=False)
-            return {history.file: file, history.status: status}
-
-        return handler
-
-    for button, kind in ((history.export_markdown, "markdown"), (history.export_json, "json")):
-        button.click(export(kind), [history.conversations, page.language], [history.file, history.status], **QUICK)
 
 
 def _wire_language(page: Page, context: UIContext, demo: gr.Blocks) -> None:
