@@ -261,6 +261,21 @@ def small_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture
+def small_chat_settings(small_index: Path, tmp_path: Path) -> Callable[..., Any]:
+    """A function that returns ChatSettings over `small_index` with a SQLite log in `tmp_path`.
+
+    max_tokens is 64; keyword arguments override it and set the other fields.
+    """
+    from chat_ui.settings import ChatSettings
+
+    def make(**overrides: Any) -> ChatSettings:
+        fields = {"max_tokens": 64, **overrides}
+        return ChatSettings(index_dir=small_index, log_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}", **fields)
+
+    return make
+
+
 @pytest.fixture(autouse=True)
 def journal_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep each test's log journal out of the repository's var/ folder."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -24,13 +23,8 @@ FOLLOW_UP = "그 기간은 단축할 수 있나요?"
 
 
 @pytest.fixture
-def settings(small_index: Path, tmp_path: Path) -> ChatSettings:
-    return ChatSettings(
-        index_dir=small_index,
-        log_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}",
-        max_tokens=64,
-        query_rewrite="rules",
-    )
+def settings(small_chat_settings) -> ChatSettings:
+    return small_chat_settings(query_rewrite="rules")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -34,13 +33,8 @@ def refused_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def pipeline(small_index: Path, tmp_path: Path, refused_url: str):
-    settings = ChatSettings(
-        index_dir=small_index,
-        log_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}",
-        max_tokens=64,
-        query_rewrite="rules",
-    )
+def pipeline(small_chat_settings, refused_url: str):
+    settings = small_chat_settings(query_rewrite="rules")
     answer_pipeline = build_pipeline(settings, ModelEndpoint(refused_url, "any-model", timeout_s=5, retry=RETRY))
     yield answer_pipeline
     answer_pipeline.log.close()

@@ -9,7 +9,6 @@ import json
 
 import sqlite3
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -23,14 +22,8 @@ QUESTION = "특허출원은 언제 공개되나요?"
 
 
 @pytest.fixture
-def settings(small_index: Path, tmp_path: Path) -> ChatSettings:
-    return ChatSettings(
-        index_dir=small_index,
-        log_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}",
-        max_tokens=64,
-        top_k=8,
-        thinking=True,
-    )
+def settings(small_chat_settings) -> ChatSettings:
+    return small_chat_settings(top_k=8, thinking=True)
 
 
 def _pipeline(settings, fake_tgi, **endpoint_options):

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
 from chat_ui.pipeline import AnswerOptions
 from chat_ui.service import ModelEndpoint, build_pipeline
-from chat_ui.settings import ChatSettings
 from chat_ui.stopping import StopRequests
 from chat_ui.ui.chat import ChatAnswers
 from chat_ui.ui.session import ChatSession
@@ -28,13 +26,8 @@ STALL_S = 10
 
 
 @pytest.fixture
-def pipeline(small_index: Path, tmp_path: Path, fake_tgi):
-    settings = ChatSettings(
-        index_dir=small_index,
-        log_database_url=f"sqlite:///{tmp_path / 'log.sqlite3'}",
-        max_tokens=64,
-        query_rewrite="rules",
-    )
+def pipeline(small_chat_settings, fake_tgi):
+    settings = small_chat_settings(query_rewrite="rules")
     answer_pipeline = build_pipeline(settings, ModelEndpoint(fake_tgi.base_url, fake_tgi.model_id, timeout_s=60))
     yield answer_pipeline
     answer_pipeline.log.close()
