@@ -93,19 +93,6 @@ def _main(
     )
 
 
-def describe_invalid_settings(error) -> str:
-    """Return one line per invalid setting of a pydantic ValidationError: field, variable, value, reason."""
-    lines = []
-    for detail in error.errors(include_url=False):
-        field = ".".join(str(part) for part in detail["loc"]) or "settings"
-        variable = f"VERACLAIM_{field.upper()}"
-        lines.append(
-            f"invalid value {detail.get('input')!r} for setting {field} ({variable}): "
-            f"{detail['msg']}. Fix the value, or unset it to use the default."
-        )
-    return "\n".join(lines)
-
-
 @contextmanager
 def _setup_errors() -> Iterator[None]:
     """Turn a configuration or start-up error into one line on stderr and exit code 2."""
@@ -113,6 +100,7 @@ def _setup_errors() -> Iterator[None]:
 
     from chat_ui.errors import ChatUIError
     from index_builder.errors import IndexBuilderError
+    from index_builder.settings import describe_invalid_settings
     from serving.errors import ServingError
 
     try:

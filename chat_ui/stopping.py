@@ -84,6 +84,9 @@ class StoppableEvents:
 
     def close(self) -> None:
         """Let the reader thread close the stream; it does so when its next event arrives."""
+        # NOTE: a model that stalls sends no event (keep-alive comments do not count), so
+        # the reader thread and its connection stay until the next token or the client's
+        # stall timeout. A generating model sends its next token within milliseconds.
         self._closed.set()
 
 

@@ -35,7 +35,7 @@ from index_builder.errors import (
 from index_builder.evaluate import GoldenSetError, evaluate, format_table, load_golden, unreachable_pages
 from index_builder.reader import SEARCH_MODES, open_index
 from index_builder.report import BuildReport
-from index_builder.settings import IndexBuilderSettings
+from index_builder.settings import IndexBuilderSettings, describe_invalid_settings
 from index_builder.versions import REPORT_FILE, BuildLock, current_version, list_versions
 from index_builder.versions import rollback as rollback_version
 
@@ -168,7 +168,7 @@ def _run_build(
         _write_failure(report_file, error.report, error)
         _fail(context, error, EXIT_FAILED)
     except ValidationError as error:
-        _fail(context, error, EXIT_USAGE)
+        _fail(context, ValueError(describe_invalid_settings(error)), EXIT_USAGE)
     except _USAGE_ERRORS as error:
         _fail(context, error, EXIT_USAGE)
     except IndexBuilderError as error:
@@ -217,11 +217,14 @@ def pull(
     from index_builder.remote import pull_current
 
     try:
-        version, fetched = pull_current(uri, out, endpoint_url=endpoint_url, settings=IndexBuilderSettings())
+        # A replica takes what the builder published and never evaluates it, so the
+        # VERACLAIM_EVAL_* variables, even invalid ones, are not read here.
+        settings = IndexBuilderSettings(eval_golden=None, eval_min_recall_at_5=0.0, eval_max_drop=1.0)
+        version, fetched = pull_current(uri, out, endpoint_url=endpoint_url, settings=settings)
     except BuildLockedError as error:
         _fail(context, error, EXIT_LOCKED)
     except ValidationError as error:
-        _fail(context, error, EXIT_USAGE)
+        _fail(context, ValueError(describe_invalid_settings(error)), EXIT_USAGE)
     except _USAGE_ERRORS as error:
         _fail(context, error, EXIT_USAGE)
     except IndexBuilderError as error:

@@ -128,6 +128,7 @@ _CONNECTOR = re.compile(r"\s?(?:,|·|및|또는|내지|부터|와|과|이나|-|~
 # A connector that makes the two numbers it joins the ends of a range, not two list items.
 _RANGE_CONNECTORS = frozenset({"내지", "부터", "~", "-", "–", "to", "through"})
 _RANGE_JOIN = re.compile(r"\s?(?:" + "|".join(map(re.escape, _RANGE_CONNECTORS)) + r")\s?", re.IGNORECASE)
+_HANGUL_SYLLABLE = re.compile(r"[가-힣]")
 _SAME_ARTICLE = re.compile(r"(?:같은|동)\s?조\s?$")
 _THIS_ARTICLE = re.compile(r"(?:이|본)\s?조\s?$")
 # Statutes start each paragraph on a new line with its circled number.
@@ -324,6 +325,11 @@ class _Rewriter:
         if paragraph is None and starts_line and _HEADING_TITLE.match(self.text, match.end()):
             tokens.append(heading_token(article))
 
+        # A bare number glued to a word ("의2조") gets a space before its "제": glued, the
+        # "제" would read as part of that word next time, and normalising again would add
+        # another "제" ("의제제2조").
+        if match.group(0)[0].isdigit() and match.start() > 0 and _HANGUL_SYLLABLE.match(self.text[match.start() - 1]):
+            self._append(" ")
         kind: ReferenceKind = "article" if paragraph is None else "paragraph"
         self._reference(kind, text, tuple(tokens), article)
         self.previous_kind, self.previous_article, self.last_article = kind, article, article

@@ -67,7 +67,6 @@ class OnnxQueryEncoder:
 
     def __init__(self, model: SentenceTransformer, *, threads: int) -> None:
         transformer = _check_layout(model)
-        self._normalize = len(model) == 3
         self._max_length = int(model.max_seq_length)
         self._lower_case = bool(getattr(transformer, "do_lower_case", False))
         # A fast tokenizer stores truncation settings in its Rust object at every call, so
@@ -91,8 +90,9 @@ class OnnxQueryEncoder:
         # Mean pooling over the tokens that the attention mask keeps, as sentence-transformers' Pooling does.
         mask = encoding["attention_mask"][0].astype(np.float32)[:, None]
         vector = (token_embeddings * mask).sum(axis=0) / max(float(mask.sum()), 1e-9)
-        if self._normalize:
-            vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        # Always normalised, as Embedder.embed asks encode for (normalize_embeddings=True),
+        # whether or not the model ends in a Normalize module.
+        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         return np.ascontiguousarray(vector, dtype=np.float32)
 
     def check_against(self, model: SentenceTransformer) -> float:
@@ -101,7 +101,7 @@ class OnnxQueryEncoder:
         Raises QueryEncoderUnavailableError when a difference exceeds MAX_DIFFERENCE.
         """
         expected = model.encode(
-            list(_PROBE_TEXTS), convert_to_numpy=True, normalize_embeddings=self._normalize, show_progress_bar=False
+            list(_PROBE_TEXTS), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
         )
         actual = np.vstack([self.encode(text) for text in _PROBE_TEXTS])
         difference = float(np.abs(expected - actual).max())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The hub id of the default model. embed.py loads it from the folder that the PyPI package
@@ -107,3 +107,20 @@ class IndexBuilderSettings(BaseSettings):
     def _empty_golden_is_unset(cls, value: object) -> object:
         # VERACLAIM_EVAL_GOLDEN= (empty) turns the gate off instead of naming the current folder.
         return None if isinstance(value, str) and not value.strip() else value
+
+
+def describe_invalid_settings(error: ValidationError) -> str:
+    """Return one line per invalid setting of a pydantic ValidationError: field, variable, value, reason.
+
+    The chat's and the index builder's settings both read VERACLAIM_ variables, so the
+    variable named is the one the user set.
+    """
+    lines = []
+    for detail in error.errors(include_url=False):
+        field = ".".join(str(part) for part in detail["loc"]) or "settings"
+        variable = f"VERACLAIM_{field.upper()}"
+        lines.append(
+            f"invalid value {detail.get('input')!r} for setting {field} ({variable}): "
+            f"{detail['msg']}. Fix the value, or unset it to use the default."
+        )
+    return "\n".join(lines)

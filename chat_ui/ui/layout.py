@@ -65,7 +65,7 @@ def build_page(context: UIContext, i18n: gr.I18n) -> gr.Blocks:
             labels, session, language, language_switch, language_store, chat, feedback, sources, history, settings,
             SourcesView(context.pipeline.retriever, context.renderer),
         )
-        answer_events, stopped = _wire_chat(page, context)
+        answer_events, stopped = _wire_chat(page, context, demo)
         _wire_sources(page)
         _wire_feedback(page, context)
         wire_history(page, context, answer_events, stopped)
@@ -73,11 +73,19 @@ def build_page(context: UIContext, i18n: gr.I18n) -> gr.Blocks:
     return demo
 
 
-def _wire_chat(page: Page, context: UIContext) -> tuple[list[Any], Any]:
+def _wire_chat(page: Page, context: UIContext, demo: gr.Blocks) -> tuple[list[Any], Any]:
     """Wire asking, retrying, stopping and starting over, and return the answer events and the stop event."""
     answers = ChatAnswers(context.pipeline)
     stops = StopRequests()
     chat, sources = page.chat, page.sources
+
+    def tab_closed(request: gr.Request):
+        # Gradio cancels a closed tab's answer only at its next update, which a stalled model
+        # delays; the stop signal ends it now, and its turn is logged "interrupted".
+        if stops.stop(request.session_hash):
+            logger.info("the browser tab closed while its answer was streaming")
+
+    demo.unload(tab_closed)
 
     def stream(sessions: Iterator[ChatSession], language: Language) -> Iterator[dict[Any, Any]]:
         shown_sources = None

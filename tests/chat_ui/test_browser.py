@@ -366,6 +366,27 @@ def test_stop_interrupts_streaming_answer(app, page, fake_tgi):
     assert "나머지 답변" not in page.locator("#chat").inner_text()
 
 
+def test_closed_tab_interrupts_stalled_answer(app, browser, fake_tgi):
+    # The model stalls after the answer's start, then would send the rest and finish. A
+    # tab closed during the stall must end the turn as "interrupted", not wait and log "ok".
+    rest = json.dumps(fake_tgi.chunk("그 뒤 나머지 답변"), ensure_ascii=False)
+    fake_tgi.queue(deltas=["특허출원은 출원일부터"], stall_s=15, keepalive_s=1, raw_events=[f"data: {rest}\n\n"])
+    outside: list[str] = []
+    context = _context(browser, "ko-KR", outside)
+    tab = context.new_page()
+
+    _open(tab, app.url)
+    _ask(tab, QUESTION)
+    tab.locator("#chat").get_by_text("특허출원은 출원일부터").wait_for(timeout=ANSWER_MS)
+    tab.close()
+
+    [turn] = _wait_for_turns(app.pipeline, 1)
+    context.close()
+    assert turn.status == "interrupted"
+    assert "나머지 답변" not in turn.answer
+    assert outside == []
+
+
 def test_waiting_user_sees_queue_position(small_index, tmp_path, fake_tgi, browser):
     # Two answers take both slots of the smallest concurrency limit; a third user waits.
     for _ in range(2):

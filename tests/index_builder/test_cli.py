@@ -123,3 +123,17 @@ def test_console_script_exit_code(tmp_path: Path, pdfs) -> None:
 
     assert result.returncode == 1
     assert "could be indexed" in result.stderr
+
+
+def test_invalid_gate_setting_names_its_variable(
+    tmp_path: Path, pdfs, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tester saw the field name (eval_min_recall_at_5), not the variable the user set.
+    pdfs.korean(tmp_path / "source" / "a.pdf", ["게이트 설정 시험 문서."])
+    monkeypatch.setenv("VERACLAIM_EVAL_MIN_RECALL_AT_5", "1.5")
+
+    built = runner.invoke(app, ["build", str(tmp_path / "source"), "--out", str(tmp_path / "index"), "--no-progress"])
+
+    assert built.exit_code == 2
+    assert "invalid value '1.5' for setting eval_min_recall_at_5 (VERACLAIM_EVAL_MIN_RECALL_AT_5)" in built.output
+    assert not (tmp_path / "index").exists()

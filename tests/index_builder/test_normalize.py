@@ -116,7 +116,12 @@ def test_reference_tokens(text: str, tokens: list[str]) -> None:
     assert reference_tokens(text) == tokens
 
 
-@pytest.mark.parametrize("text", [text for text, _ in EQUIVALENT + REFERENCE_TOKENS])
+# A bare article number glued to the word before it: a tester found that each further
+# normalisation added another "제" ("의2조", "의제2조", "의제제2조").
+GLUED_ARTICLES = ["의2조", "까지2조에서", "부터2조", "내지1조", "제1항의2조"]
+
+
+@pytest.mark.parametrize("text", [text for text, _ in EQUIVALENT + REFERENCE_TOKENS] + GLUED_ARTICLES)
 def test_normalize_is_idempotent(text: str) -> None:
     once = normalize(text)
     twice = normalize(once.text)

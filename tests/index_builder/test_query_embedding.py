@@ -72,3 +72,17 @@ def test_encoder_matches_its_own_model(embedder: Embedder) -> None:
     encoder = OnnxQueryEncoder(embedder._model, threads=1)
 
     assert encoder.check_against(embedder._model) <= MAX_DIFFERENCE
+
+
+def test_model_without_normalize_module_still_gets_unit_query_vectors() -> None:
+    # Documents are embedded with normalize_embeddings=True whatever the model's modules; a
+    # tester found ONNX query vectors of norm 2.85 for a model without Normalize.
+    model_dir = str(packaged_default_model_dir())
+    transformer, pooling, _ = list(SentenceTransformer(model_dir, local_files_only=True))
+    embedder = Embedder("no-normalize", SentenceTransformer(modules=[transformer, pooling]))
+
+    vector = embedder.embed_query("청구항 2의 구성")
+
+    assert embedder.query_backend == "onnxruntime"
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    np.testing.assert_allclose(vector, torch_vector(embedder, "청구항 2의 구성"), atol=MAX_DIFFERENCE)

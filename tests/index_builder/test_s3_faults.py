@@ -339,6 +339,14 @@ def test_publish_then_pull(moto_endpoint, bucket, tmp_path: Path, pdfs) -> None:
     assert "Already current" in again.stdout
     assert list_versions(tmp_path / "replica") == [version]
 
+    # A replica never evaluates, so even an invalid gate setting does not stop its pull.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VERACLAIM_EVAL_MIN_RECALL_AT_5", "abc")
+        gated = runner.invoke(app, ["pull", remote, "--out", str(tmp_path / "other"), "--endpoint-url", moto_endpoint])
+
+    assert gated.exit_code == 0, gated.output
+    assert current_version(tmp_path / "other") == version
+
 
 def test_pull_rejects_version_that_does_not_load(moto_endpoint, bucket, tmp_path: Path, pdfs) -> None:
     put_pdfs(moto_endpoint, bucket, pdfs, {"docs/a.pdf": "첫 배포."})
