@@ -79,8 +79,8 @@ def is_hashed(stored: str) -> bool:
 class Accounts:
     """The users who may sign in, their stored secrets, and which of them are admins.
 
-    `limiter` counts failed sign-ins per user name and locks a name that fails too often;
-    the default is SignInLimiter's (see chat_ui.sign_in_limit), and tests pass their own.
+    `limiter` counts failed sign-ins per user name and locks a name that fails too often.
+    The default is a SignInLimiter with its default limits (see chat_ui.sign_in_limit).
     """
 
     def __init__(
@@ -134,7 +134,7 @@ class Accounts:
             # Check against a real account's stored secret and reject anyway, so an unknown
             # name costs what a known one does, whatever hash or plain text that account uses.
             # NOTE: with accounts of mixed kinds (bcrypt, PBKDF2, plain text) the time still
-            # tells a known name of another kind from an unknown one.
+            # distinguishes a known name of another kind from an unknown one.
             verify_password(password, self._timing_reference())
             return False
         return verify_password(password, stored)

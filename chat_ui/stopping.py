@@ -32,7 +32,7 @@ class StoppableEvents:
     """The events of one model stream, read on a background thread, that stop on request.
 
     `open_stream` returns the client's stream context (serving.client.ChatStream). After a
-    complete iteration, `result` holds the stream's result. Iteration raises StopRequested
+    complete iteration, `result` contains the stream's result. Iteration raises StopRequested
     once `stop` is set, and re-raises what the stream raised. `close()` makes the reader
     thread close the stream at its next event.
     """

@@ -81,9 +81,9 @@ def _wire_chat(page: Page, context: UIContext, demo: gr.Blocks) -> tuple[list[An
 
     def tab_closed(request: gr.Request):
         # Gradio cancels a closed tab's answer only at its next update, which a stalled model
-        # delays; the stop signal ends it now, and its turn is logged "interrupted".
+        # delays. The stop signal ends it now, so its turn is logged "interrupted".
         if stops.stop(request.session_hash):
-            logger.info("the browser tab closed while its answer was streaming")
+            logger.info("stopped the streaming answer of a closed browser tab")
 
     demo.unload(tab_closed)
 

@@ -61,7 +61,7 @@ def test_stop_during_stall_logs_interrupted_turn(pipeline, fake_tgi):
 
 
 def test_stop_request_reaches_the_sessions_answer(pipeline, fake_tgi):
-    # The stop button's handler knows only the browser session's key.
+    # The stop button's handler receives only the browser session's key.
     _queue_stalling_answer(fake_tgi)
     stops = StopRequests()
     signal = stops.start("session-a")
