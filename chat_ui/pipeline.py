@@ -216,7 +216,8 @@ class AnswerPipeline:
             update = final_answer(update, run, valid_numbers)
             status, notice = outcome(update, run.result, shown_language)
         except StopRequested:
-            logger.info("the user stopped the answer in conversation %s", conversation_id)
+            # The status stays "interrupted". The stop handler has logged the stop already.
+            pass
         except ModelServerError as exc:
             status, run.error = "error", exc
             notice = failure_notice(exc, shown_language)

@@ -1,8 +1,8 @@
 """Stop an answer at once, even while the model sends nothing.
 
 Gradio can close an answer's generator only between two updates, so with a stalled model
-the stop button used to take effect, and the turn to be logged as "interrupted", only at
-the next token. `StoppableEvents` reads the model's stream on a thread of its own and hands
+closing it alone would take effect, and log the turn as "interrupted", only at the next
+token. `StoppableEvents` reads the model's stream on a thread of its own and hands
 the events over a queue, so the pipeline can check a stop request between events as well
 as while it waits for one. `StopRequests` connects the stop button's handler to the answer
 that the same browser session is streaming.

@@ -560,8 +560,8 @@ def test_signed_in_app_rejects_anonymous_requests(signed_in_server, fake_tgi):
     ],
 )
 def test_unknown_name_is_checked_against_the_common_kind_of_secret(stored):
-    # An unknown name must cost what a known one does: a tester saw plain-text accounts
-    # answer at once while unknown names paid for a PBKDF2 hash.
+    # An unknown name must cost what a known one does, so with plain-text accounts it must
+    # not be checked against a PBKDF2 hash.
     accounts = Accounts(stored)
 
     assert not accounts.verify("mallory", "plain-password")

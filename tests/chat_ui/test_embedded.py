@@ -26,8 +26,8 @@ def test_operator_limit_wins_over_engine(monkeypatch):
 
 
 def test_local_model_gets_the_configured_retries_and_timeouts(monkeypatch):
-    # `embedded` builds its endpoint this way; it once had no retries, so a refused local
-    # connection failed at once, without the reconnecting status.
+    # `embedded` builds its endpoint this way. Without retries, a refused local connection
+    # would fail at once, without the reconnecting status.
     monkeypatch.setenv("VERACLAIM_MODEL_RETRY_DEADLINE_S", "12")
     monkeypatch.setenv("VERACLAIM_MODEL_STALL_TIMEOUT_S", "40")
 

@@ -272,7 +272,7 @@ def test_panel_asks_before_delete(history: ConversationHistory) -> None:
     ],
 )
 def test_panel_names_rejected_character(history: ConversationHistory, title: str, language: str, expected: str) -> None:
-    # The panel once said "one non-empty line of at most 255 characters" for these.
+    # The message names the character, not the general rule for titles.
     actions = HistoryActions(history, ExportFolder())
     conversation_id = history.log.start_conversation(user=OWNER, title="원래 제목")
 
@@ -286,7 +286,7 @@ MARKUP_TITLE = "**bold** [x](javascript:alert(1)) <img src=x onerror=alert(1)> !
 
 
 def test_panel_status_shows_markup_title_as_typed(history: ConversationHistory) -> None:
-    # The status line is Markdown; a tester's title rendered as bold text and loaded an image.
+    # The status line is Markdown, so an unescaped title would render bold and load an image.
     actions = HistoryActions(history, ExportFolder())
     conversation_id = history.log.start_conversation(user=OWNER, title="원래 제목")
 

@@ -93,7 +93,7 @@ def test_text_lines_and_reconfiguration(restore_root_logger):
 
 
 def test_library_info_lines_are_hidden_unless_verbose(restore_root_logger):
-    # A tester read faiss's "Could not load library with AVX2 support" INFO lines as failures.
+    # faiss's "Could not load library with AVX2 support" INFO lines read like failures.
     quiet, verbose = io.StringIO(), io.StringIO()
     configure_logging(stream=quiet)
     logging.getLogger("faiss.loader").info("Could not load library with AVX2 support")

@@ -91,7 +91,7 @@ def test_error_event_keeps_partial_answer_and_logs_it(settings, fake_tgi):
 
 
 def test_stalled_stream_ends_with_plain_timeout_notice(settings, fake_tgi):
-    # A tester saw "(ModelServerTimeout)" in the notice; the user reads what happened instead.
+    # The notice says what happened in plain words, without the exception's class name.
     fake_tgi.queue(deltas=["부분 답변"], stall_s=3)
     pipeline = _pipeline(settings, fake_tgi, stall_timeout_s=0.5)
 

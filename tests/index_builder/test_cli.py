@@ -128,7 +128,7 @@ def test_console_script_exit_code(tmp_path: Path, pdfs) -> None:
 def test_invalid_gate_setting_names_its_variable(
     tmp_path: Path, pdfs, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A tester saw the field name (eval_min_recall_at_5), not the variable the user set.
+    # The message names the variable the user set, not only the settings field.
     pdfs.korean(tmp_path / "source" / "a.pdf", ["게이트 설정 시험 문서."])
     monkeypatch.setenv("VERACLAIM_EVAL_MIN_RECALL_AT_5", "1.5")
 

@@ -116,8 +116,8 @@ def test_reference_tokens(text: str, tokens: list[str]) -> None:
     assert reference_tokens(text) == tokens
 
 
-# A bare article number glued to the word before it: a tester found that each further
-# normalisation added another "제" ("의2조", "의제2조", "의제제2조").
+# A bare article number glued to the word before it. Normalising "의2조" again must not
+# add another "제" ("의제제2조").
 GLUED_ARTICLES = ["의2조", "까지2조에서", "부터2조", "내지1조", "제1항의2조"]
 
 

@@ -75,8 +75,8 @@ def test_encoder_matches_its_own_model(embedder: Embedder) -> None:
 
 
 def test_model_without_normalize_module_still_gets_unit_query_vectors() -> None:
-    # Documents are embedded with normalize_embeddings=True whatever the model's modules; a
-    # tester found ONNX query vectors of norm 2.85 for a model without Normalize.
+    # Documents are embedded with normalize_embeddings=True whatever the model's modules,
+    # so query vectors must be unit vectors for a model without Normalize too.
     model_dir = str(packaged_default_model_dir())
     transformer, pooling, _ = list(SentenceTransformer(model_dir, local_files_only=True))
     embedder = Embedder("no-normalize", SentenceTransformer(modules=[transformer, pooling]))
